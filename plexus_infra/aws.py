@@ -1,0 +1,196 @@
+"""The one place that makes boto3 clients and turns AWS failures into one-line errors.
+
+Retries are policy, not loops: botocore's standard retry mode handles throttling and 5xx on every call;
+`until_consistent` is the engine's own bounded retry for AWS's eventual consistency (a bucket that is not
+visible yet, a role that is not assumable yet). Resource modules never sleep or catch ClientError themselves.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, TypeVar
+
+from plexus_infra.errors import AwsError, ObserveError
+
+T = TypeVar("T")
+
+WRITE_PREFIXES = ("Create", "Put", "Delete", "Update", "Attach", "Detach", "Tag", "Untag", "Add", "Remove")
+
+HINTS = {
+    "AccessDenied": "the credentials lack this permission; grant it or use another profile",
+    "AccessDeniedException": "the credentials lack this permission; grant it or use another profile",
+    "UnauthorizedOperation": "the credentials lack this permission; grant it or use another profile",
+    "InvalidClientTokenId": "the credentials are not valid; check AWS_PROFILE or the access keys",
+    "ExpiredToken": "the session token expired; log in again",
+    "Throttling": "AWS kept throttling after every retry; run again in a minute",
+    "ThrottlingException": "AWS kept throttling after every retry; run again in a minute",
+    "SlowDown": "S3 kept asking to slow down after every retry; run again in a minute",
+    "BucketAlreadyExists": "another AWS account owns this bucket name; choose another bucket.name",
+    "DeleteConflict": "something still depends on it; run plan to see what",
+    "ConcurrentModification": "another change is in progress; run again",
+    "OperationAborted": "another change to this bucket is in progress; run again",
+}
+
+# Codes AWS returns while a just-written resource propagates; retried by `until_consistent`.
+EVENTUALLY_CONSISTENT = ("NoSuchBucket", "NoSuchEntity", "MalformedPolicy", "InvalidRequest", "OperationAborted")
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError, else None."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code") or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+    return None
+
+
+def describe_failure(action: str, resource: str, exc: BaseException) -> str:
+    """One line for a person: the action, the resource, what AWS said and what to do."""
+    code = error_code(exc)
+    if code is None:
+        return f"{action} {resource}: {exc}"
+    message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
+    hint = HINTS.get(code)
+    text = f"{action} {resource}: {code}"
+    if message:
+        text += f": {message.rstrip('.')}"
+    return f"{text} ({hint})" if hint else text
+
+
+def call(
+    method: Callable[..., T],
+    resource: str,
+    *,
+    absent: Iterable[str] = (),
+    error: type[AwsError] = ObserveError,
+    **kwargs: Any,
+) -> T | None:
+    """Call one boto3 method; None when AWS says the thing is absent (codes in `absent`), else a one-line
+    `error` naming the action and the resource. Missing is a value, not a crash."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    action = _action_name(method)
+    try:
+        return method(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) in set(absent):
+            return None
+        raise error(describe_failure(action, resource, exc)) from exc
+    except BotoCoreError as exc:
+        raise error(f"{action} {resource}: {exc}") from exc
+
+
+def _action_name(method: Callable[..., Any]) -> str:
+    client = getattr(method, "__self__", None)
+    name = getattr(method, "__name__", "call")
+    if client is not None:
+        service = client.meta.service_model.service_name
+        operation = client.meta.method_to_api_mapping.get(name, name)
+        return f"{service}:{operation}"
+    return name
+
+
+def until_consistent(
+    fn: Callable[[], T],
+    *,
+    codes: Iterable[str] = EVENTUALLY_CONSISTENT,
+    timeout: float = 120.0,
+    first_delay: float = 0.2,
+    max_delay: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `fn`, retrying while AWS answers with an eventual-consistency code, with jittered exponential
+    backoff, for at most `timeout` seconds; other errors fail at once."""
+    codes = set(codes)
+    deadline = time.monotonic() + timeout
+    delay = first_delay
+    while True:
+        try:
+            return fn()
+        except AwsError as exc:
+            cause = exc.__cause__
+            if cause is None or error_code(cause) not in codes or time.monotonic() + delay > deadline:
+                raise
+        sleep(delay * random.uniform(0.5, 1.0))
+        delay = min(delay * 2, max_delay)
+
+
+@dataclass(frozen=True)
+class Identity:
+    account: str
+    arn: str
+    partition: str
+
+
+class Clients:
+    """boto3 clients for one environment, created once and shared by threads, counting every call.
+
+    + region: the environment's region
+    + profile: an AWS profile name, else the default credential chain
+    Honours AWS_ENDPOINT_URL (the local sandbox) through botocore's own configuration.
+    """
+
+    def __init__(self, region: str, profile: str | None = None):
+        self.region = region
+        self.profile = profile
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @cached_property
+    def _session(self) -> Any:
+        import boto3
+
+        return boto3.session.Session(profile_name=self.profile, region_name=self.region)
+
+    def _client(self, service: str) -> Any:
+        from botocore.config import Config
+
+        config = Config(
+            retries={"mode": "standard", "max_attempts": 8},
+            max_pool_connections=32,
+            connect_timeout=5,
+            read_timeout=60,
+        )
+        with self._lock:
+            client = self._session.client(service, config=config)
+        client.meta.events.register("before-call", self._count)
+        return client
+
+    def _count(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    @property
+    def writes(self) -> int:
+        return sum(n for op, n in self.calls.items() if op.split(":", 1)[1].startswith(WRITE_PREFIXES))
+
+    @cached_property
+    def s3(self) -> Any:
+        return self._client("s3")
+
+    @cached_property
+    def iam(self) -> Any:
+        return self._client("iam")
+
+    @cached_property
+    def ssm(self) -> Any:
+        return self._client("ssm")
+
+    @cached_property
+    def sts(self) -> Any:
+        return self._client("sts")
+
+    def warm(self) -> None:
+        """Create every client up front: boto3's client creation is not safe to race across threads."""
+        for service in ("sts", "s3", "iam", "ssm"):
+            getattr(self, service)
+
+    def identity(self) -> Identity:
+        answer = call(self.sts.get_caller_identity, "caller identity")
+        assert answer is not None
+        return Identity(answer["Account"], answer["Arn"], answer["Arn"].split(":")[1])

@@ -1,0 +1,1 @@
+"""Manifests: load (YAML with line marks) → validate (schema + AWS rules) → model (frozen desired state)."""
