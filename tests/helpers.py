@@ -10,8 +10,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None, cwd: Path = ROOT,
-            module: str = "plexus_infra") -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    module: str = "plexus_infra",
+) -> subprocess.CompletedProcess[str]:
     """Run the real console entry point in a subprocess, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],

@@ -104,9 +104,7 @@ class Environment:
 
     @property
     def outputs(self) -> tuple[Output, ...]:
-        return tuple(
-            Output(key, f"{self.parameter_prefix}/{key}", f"plexus-{self.name}-{key}") for key in OUTPUT_KEYS
-        )
+        return tuple(Output(key, f"{self.parameter_prefix}/{key}", f"plexus-{self.name}-{key}") for key in OUTPUT_KEYS)
 
 
 def environment_from_data(data: dict[str, Any], *, source: str, digest: str) -> Environment:
@@ -142,7 +140,9 @@ def environment_from_data(data: dict[str, Any], *, source: str, digest: str) -> 
                         id=rule["id"],
                         prefix=rule["prefix"],
                         expiration_days=rule.get("expiration_days"),
-                        transitions=tuple(Transition(t["days"], t["storage_class"]) for t in rule.get("transitions", ())),
+                        transitions=tuple(
+                            Transition(t["days"], t["storage_class"]) for t in rule.get("transitions", ())
+                        ),
                     )
                     for rule in lifecycle.get("rules", ())
                 ),

@@ -78,7 +78,9 @@ def _explain(doc: YamlDocument, error: Any) -> Iterator[Problem]:
     elif kind == "type":
         yield doc.problem(path, f"expected {error.validator_value}, got {_shown(error.instance)}")
     elif kind == "enum":
-        yield doc.problem(path, f"must be one of {', '.join(map(str, error.validator_value))}; got {_shown(error.instance)}")
+        yield doc.problem(
+            path, f"must be one of {', '.join(map(str, error.validator_value))}; got {_shown(error.instance)}"
+        )
     elif kind == "const":
         yield doc.problem(path, f"must be {_shown(error.validator_value)}; got {_shown(error.instance)}")
     elif kind == "anyOf" and error.schema.get("anyOf") and all("required" in s for s in error.schema["anyOf"]):
@@ -88,7 +90,16 @@ def _explain(doc: YamlDocument, error: Any) -> Iterator[Problem]:
         yield doc.problem(path, f"{_shown(error.instance)} does not match {error.validator_value}")
     elif kind == "propertyNames":
         yield doc.problem(path, f"key {_shown(error.instance)} is not allowed here ({error.message})")
-    elif kind in ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "maxProperties", "uniqueItems"):
+    elif kind in (
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "maxProperties",
+        "uniqueItems",
+    ):
         yield doc.problem(path, f"{error.message.replace(repr(error.instance), _shown(error.instance))}")
     else:
         yield doc.problem(path, error.message if len(error.message) < 200 else error.message[:199] + "…")
@@ -117,7 +128,9 @@ def bucket_name_errors(name: str) -> list[str]:
     if not 3 <= len(name) <= 63:
         errors.append(f"must be 3 to 63 characters long (is {len(name)})")
     if not BUCKET_NAME.match(name):
-        errors.append("may only hold lowercase letters, digits, dots and hyphens, and must begin and end with a letter or digit")
+        errors.append(
+            "may only hold lowercase letters, digits, dots and hyphens, and must begin and end with a letter or digit"
+        )
     if ".." in name:
         errors.append("must not contain two adjacent dots")
     try:
@@ -228,8 +241,9 @@ def _transitions(rule: dict[str, Any], here: Path_) -> Iterator[tuple[Path_, str
                 yield (*path, "days"), f"must be later than the previous transition ({before['days']} days)"
             order = STORAGE_CLASS_ORDER.index
             if order(transition["storage_class"]) <= order(before["storage_class"]):
-                yield (*path, "storage_class"), (
-                    f"{transition['storage_class']} is not colder than {before['storage_class']}"
+                yield (
+                    (*path, "storage_class"),
+                    (f"{transition['storage_class']} is not colder than {before['storage_class']}"),
                 )
         previous = (index, transition)
     expiration = rule.get("expiration_days")
@@ -237,7 +251,14 @@ def _transitions(rule: dict[str, Any], here: Path_) -> Iterator[tuple[Path_, str
         yield (*here, "expiration_days"), f"must be later than the last transition ({previous[1]['days']} days)"
 
 
-AWS_RULES: tuple[Rule, ...] = (_bucket_name, _region_and_account, _role_name, _parameter_prefix, _encryption, _lifecycle)
+AWS_RULES: tuple[Rule, ...] = (
+    _bucket_name,
+    _region_and_account,
+    _role_name,
+    _parameter_prefix,
+    _encryption,
+    _lifecycle,
+)
 
 
 def aws_problems(doc: YamlDocument) -> list[Problem]:
