@@ -1,0 +1,215 @@
+"""Changes and plans: the contract between diffing, rendering, saving and applying.
+
+The JSON form is versioned like Terraform's (`format_version`: minor = additive, major = breaking),
+sorted by address, with `actions` as a list of verbs. Internal dataclasses are converted, never dumped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from plexus_infra.errors import StalePlanError
+
+FORMAT_VERSION = "1.0"
+
+NOOP = ("no-op",)
+CREATE = ("create",)
+UPDATE = ("update",)
+DELETE = ("delete",)
+REPLACE = ("delete", "create")
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one resource needs, attribute by attribute.
+
+    + address: `kind.name`, unique in a plan (e.g. `s3_bucket_versioning.plexus-development-training`)
+    + actions: one of NOOP, CREATE, UPDATE, DELETE, REPLACE
+    + before / after: attribute → value, normalized (None when the resource is absent / to be deleted)
+    + changed: the attributes whose values differ semantically; apply writes only these
+    + reason: why (for a no-op: why nothing needs doing)
+    + foreign: the live resource exists but is not marked as this tool's; applying would adopt it
+    """
+
+    address: str
+    actions: tuple[str, ...]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    changed: tuple[str, ...] = ()
+    reason: str = ""
+    foreign: bool = False
+
+    @property
+    def kind(self) -> str:
+        return self.address.split(".", 1)[0]
+
+    @property
+    def is_noop(self) -> bool:
+        return self.actions == NOOP
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "kind": self.kind,
+            "actions": list(self.actions),
+            "before": self.before,
+            "after": self.after,
+            "changed_attributes": list(self.changed),
+            "reason": self.reason or None,
+            "foreign": self.foreign,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Change:
+        return cls(
+            address=data["address"],
+            actions=tuple(data["actions"]),
+            before=data["before"],
+            after=data["after"],
+            changed=tuple(data.get("changed_attributes", ())),
+            reason=data.get("reason") or "",
+            foreign=bool(data.get("foreign", False)),
+        )
+
+
+def noop(address: str, state: dict[str, Any] | None, reason: str) -> Change:
+    """Nothing to do, said out loud."""
+    return Change(address, NOOP, state, state, (), reason)
+
+
+def compare(
+    address: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    equal: dict[str, Any] | None = None,
+    *,
+    noop_reason: str,
+    foreign: bool = False,
+) -> Change:
+    """Create when absent, update listing exactly the attributes that differ, else a no-op.
+
+    `equal` maps an attribute to a semantic equality function (policies, rule sets); others compare with ==.
+    """
+    if before is None:
+        return Change(address, CREATE, None, after, tuple(after), "does not exist")
+    equal = equal or {}
+    changed = tuple(name for name, value in after.items() if not equal.get(name, _plain_equal)(before.get(name), value))
+    if not changed and not foreign:
+        return noop(address, before, noop_reason)
+    reason = "exists without plexus-infra ownership tags" if foreign else "differs from the manifest"
+    return Change(address, UPDATE, before, after, changed, reason, foreign)
+
+
+def _plain_equal(a: Any, b: Any) -> bool:
+    return a == b
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A whole plan for one environment.
+
+    + operation: "apply" or "destroy"
+    + observed_digest: sha256 of the live state the plan was made from (a saved plan is refused once it moves)
+    """
+
+    environment: str
+    manifest: str
+    manifest_digest: str
+    account: str
+    region: str
+    operation: str
+    changes: tuple[Change, ...]
+    observed_digest: str
+    resource_digests: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def pending(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if not c.is_noop)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.pending)
+
+    def counts(self) -> dict[str, int]:
+        """Terraform's summary: a replace counts as one add and one destroy."""
+        counts = {"add": 0, "change": 0, "destroy": 0}
+        for change in self.pending:
+            counts["add"] += "create" in change.actions
+            counts["change"] += "update" in change.actions
+            counts["destroy"] += "delete" in change.actions
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "tool": "plexus-infra",
+            "operation": self.operation,
+            "environment": self.environment,
+            "manifest": self.manifest,
+            "manifest_digest": self.manifest_digest,
+            "account": self.account,
+            "region": self.region,
+            "observed_digest": self.observed_digest,
+            "observed": dict(self.resource_digests),
+            "summary": self.counts(),
+            "notes": list(self.notes),
+            "resource_changes": [c.to_json() for c in sorted(self.changes, key=lambda c: c.address)],
+        }
+
+
+def digest(observed: dict[str, Any]) -> str:
+    """Stable sha256 of observed live state (addresses and normalized values)."""
+    text = json.dumps(observed, sort_keys=True, separators=(",", ":"), default=_jsonable)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
+    return str(value)
+
+
+def summary_line(plan: Plan) -> str:
+    if not plan.has_changes:
+        return f"No changes. Infrastructure matches {plan.manifest}."
+    counts = plan.counts()
+    verb = "Destroy" if plan.operation == "destroy" else "Plan"
+    return f"{verb}: {counts['add']} to add, {counts['change']} to change, {counts['destroy']} to destroy."
+
+
+def read_saved_plan(text: str, source: str) -> dict[str, Any]:
+    """A saved plan's JSON, refusing formats this version cannot read (major version differs)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StalePlanError(f"{source}: not a saved plan (invalid JSON at line {exc.lineno})") from None
+    if not isinstance(data, dict) or data.get("tool") != "plexus-infra" or "format_version" not in data:
+        raise StalePlanError(f"{source}: not a plexus-infra saved plan")
+    major = str(data["format_version"]).split(".", 1)[0]
+    if major != FORMAT_VERSION.split(".", 1)[0]:
+        raise StalePlanError(
+            f"{source}: plan format {data['format_version']} is not readable by format {FORMAT_VERSION}"
+        )
+    return data
+
+
+def stale_reasons(saved: dict[str, Any], fresh: Plan) -> list[str]:
+    """Why a saved plan no longer describes the world (empty when it still does). Pure."""
+    reasons = []
+    if saved.get("manifest_digest") != fresh.manifest_digest:
+        reasons.append(f"the manifest {fresh.manifest} changed")
+    if saved.get("account") != fresh.account:
+        reasons.append(f"it was made for account {saved.get('account')}, not {fresh.account}")
+    if saved.get("operation") != fresh.operation:
+        reasons.append(f"it is a {saved.get('operation')} plan")
+    before = saved.get("observed") or {}
+    moved = sorted(a for a, d in fresh.resource_digests if before.get(a) != d)
+    if moved:
+        reasons.append(f"live state changed for {', '.join(moved)}")
+    elif saved.get("observed_digest") != fresh.observed_digest:
+        reasons.append("live state changed")
+    return reasons

@@ -1,0 +1,112 @@
+"""The resource interface: observe (reads only) → diff (pure) → apply (writes only).
+
+A new kind of resource is one subclass: say what it wants (`desired`), how to read it (`observe`), how
+to write the attributes that differ (`apply`) and, for destroy, how it goes away (`delete`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from plexus_infra.aws import Clients, Identity
+from plexus_infra.manifest.model import ENVIRONMENT_TAG, MANAGED_BY, MANAGED_BY_TAG, Environment
+from plexus_infra.plan import DELETE, Change, compare, noop
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every resource needs to know: the desired environment and whose account it lands in."""
+
+    env: Environment
+    identity: Identity
+
+    @property
+    def partition(self) -> str:
+        return self.identity.partition
+
+    @property
+    def account(self) -> str:
+        return self.identity.account
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:{self.partition}:s3:::{self.env.bucket.name}"
+
+    @property
+    def role_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.account}:role/{self.env.role.name}"
+
+
+def owned_by(tags: dict[str, str] | None, env: Environment) -> bool:
+    """True when live tags mark the resource as this tool's, for this environment."""
+    tags = tags or {}
+    return tags.get(MANAGED_BY_TAG) == MANAGED_BY and tags.get(ENVIRONMENT_TAG) == env.name
+
+
+def tag_dict(tag_list: list[dict[str, str]] | None) -> dict[str, str]:
+    """AWS's `[{"Key": k, "Value": v}]` as `{k: v}`: tags compare as dicts, order never matters."""
+    return {tag["Key"]: tag["Value"] for tag in tag_list or ()}
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
+
+
+class Resource(ABC):
+    """One addressable piece of live infrastructure."""
+
+    kind: ClassVar[str]
+    noop_reason: ClassVar[str] = "matches the manifest"
+    # Attribute → semantic equality, for attributes where == would flap (policies, rule sets).
+    equal: ClassVar[dict[str, Callable[[Any, Any], bool]]] = {}
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    @property
+    @abstractmethod
+    def name(self) -> str: ...
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}.{self.name}"
+
+    @abstractmethod
+    def desired(self) -> dict[str, Any]:
+        """Attribute → value this resource should have (normalized, JSON-able)."""
+
+    @abstractmethod
+    def observe(self, clients: Clients) -> dict[str, Any] | None:
+        """Read live state, normalized like `desired`; None when the resource does not exist."""
+
+    def diff(self, observed: dict[str, Any] | None) -> Change:
+        """Pure: what it takes to go from `observed` to `desired`."""
+        return compare(self.address, observed, self.desired(), self.equal, noop_reason=self.noop_reason)
+
+    @abstractmethod
+    def apply(self, clients: Clients, change: Change) -> None:
+        """Write exactly what `change` lists."""
+
+    def destroy(self, observed: dict[str, Any] | None) -> Change:
+        """Pure: what `destroy` does here. A setting has no life of its own: it goes (or stays) with its parent."""
+        return noop(self.address, observed, "goes or stays with its parent")
+
+
+class Removable(Resource):
+    """A resource that `destroy` deletes on its own (bucket, role, outputs)."""
+
+    def destroy(self, observed: dict[str, Any] | None) -> Change:
+        if observed is None:
+            return noop(self.address, None, "already absent")
+        return Change(self.address, DELETE, observed, None, (), "removed by destroy")
+
+    @abstractmethod
+    def delete(self, clients: Clients, change: Change) -> None:
+        """Remove the resource; absent counts as success."""
+
+
+# Progress of a long deletion: (description, done so far, total or None when unknown).
+Progress = Callable[[str, int, int | None], None]

@@ -1,0 +1,68 @@
+"""The bucket policy: TLS-only by default, plus any statements the manifest declares. Compared
+semantically (plexus_infra.policy), so a reordered or re-encoded document is not a change."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from plexus_infra.aws import Clients, call, until_consistent
+from plexus_infra.errors import ApplyError
+from plexus_infra.plan import Change, noop
+from plexus_infra.policy import canonical_json, parse_policy, policies_equal
+from plexus_infra.resources.bucket import BucketSetting
+
+
+def policy_equal(live: dict[str, Any] | None, wanted: dict[str, Any] | None) -> bool:
+    """No policy equals only no policy; two documents compare semantically."""
+    if live is None or wanted is None:
+        return live is wanted
+    return policies_equal(live, wanted)
+
+
+def tls_only_statement(bucket_arn: str) -> dict[str, Any]:
+    """Deny every request that does not use TLS (aws:SecureTransport false)."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+class BucketPolicy(BucketSetting):
+    kind = "s3_bucket_policy"
+    noop_reason = "bucket policy already as declared"
+    read_operation = "get_bucket_policy"
+    write_operation = "put_bucket_policy"
+    absent_codes = ("NoSuchBucketPolicy",)
+    equal: ClassVar = {"policy": policy_equal}
+
+    def document(self) -> dict[str, Any] | None:
+        spec = self.ctx.env.bucket
+        statements = [tls_only_statement(self.ctx.bucket_arn)] if spec.enforce_tls else []
+        statements += [dict(statement) for statement in spec.policy_statements]
+        return {"Version": "2012-10-17", "Statement": statements} if statements else None
+
+    def desired(self) -> dict[str, Any]:
+        return {"policy": self.document()}
+
+    def normalize(self, raw: dict[str, Any]) -> dict[str, Any]:
+        return {"policy": parse_policy(raw["Policy"])}
+
+    def write_arguments(self) -> dict[str, Any]:
+        return {"Policy": canonical_json(self.document())}
+
+    def diff(self, observed: dict[str, Any] | None) -> Change:
+        if observed is None and self.document() is None:
+            return noop(self.address, None, "no bucket policy declared and none present")
+        return super().diff(observed)
+
+    def apply(self, clients: Clients, change: Change) -> None:
+        if self.document() is not None:
+            super().apply(clients, change)
+            return
+        until_consistent(
+            lambda: call(clients.s3.delete_bucket_policy, f"bucket {self.name}", error=ApplyError, Bucket=self.name)
+        )

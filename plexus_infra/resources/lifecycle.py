@@ -1,0 +1,97 @@
+"""The bucket's lifecycle configuration, compared as a set of rules keyed by ID.
+
+S3 echoes rules back in its own shape (a legacy top-level `Prefix`, `Filter: {}` or `Filter: {Prefix: ""}`,
+transitions in any order, an extra `TransitionDefaultMinimumObjectSize`), so both sides go through the same
+`canonical_rule` before comparing: a rule that merely reads back differently is never a change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plexus_infra.manifest.model import ABORT_MULTIPART_RULE_ID, NONCURRENT_RULE_ID, Lifecycle, LifecycleRule
+from plexus_infra.resources.bucket import BucketSetting
+
+KNOWN_RULE_KEYS = {
+    "ID", "Status", "Prefix", "Filter", "Expiration", "Transitions",
+    "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload",
+}  # fmt: skip
+
+
+def rule_prefix(rule: dict[str, Any]) -> str:
+    """The prefix a rule applies to, wherever S3 put it: legacy `Prefix`, `Filter.Prefix`, `Filter.And.Prefix`."""
+    if "Prefix" in rule:
+        return rule["Prefix"] or ""
+    rule_filter = rule.get("Filter") or {}
+    return rule_filter.get("Prefix") or (rule_filter.get("And") or {}).get("Prefix") or ""
+
+
+def transition_set(rule: dict[str, Any]) -> list[list[Any]]:
+    """Transitions as a sorted list of [days, storage class]: their order in the document never matters."""
+    return sorted([t.get("Days"), t.get("StorageClass")] for t in rule.get("Transitions") or ())
+
+
+def canonical_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """One rule in a shape where equal rules compare equal; unknown fields are kept so they still count."""
+    filter_extras = {k: v for k, v in (rule.get("Filter") or {}).items() if k not in ("Prefix", "And")}
+    and_extras = {k: v for k, v in ((rule.get("Filter") or {}).get("And") or {}).items() if k != "Prefix"}
+    return {
+        "status": rule.get("Status", "Enabled"),
+        "prefix": rule_prefix(rule),
+        "expiration_days": (rule.get("Expiration") or {}).get("Days"),
+        "transitions": transition_set(rule),
+        "noncurrent_expiration_days": (rule.get("NoncurrentVersionExpiration") or {}).get("NoncurrentDays"),
+        "abort_multipart_days": (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation"),
+        "other": {k: v for k, v in rule.items() if k not in KNOWN_RULE_KEYS} | filter_extras | and_extras,
+    }
+
+
+def canonical_rules(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rules keyed by ID; a rule without one (S3 assigns IDs, moto does not) is keyed by its content."""
+    return {rule.get("ID") or f"<unnamed {i}>": canonical_rule(rule) for i, rule in enumerate(rules)}
+
+
+def aws_rule(rule: LifecycleRule) -> dict[str, Any]:
+    """A manifest rule in S3's API shape."""
+    document: dict[str, Any] = {"ID": rule.id, "Status": "Enabled", "Filter": {"Prefix": rule.prefix}}
+    if rule.expiration_days is not None:
+        document["Expiration"] = {"Days": rule.expiration_days}
+    if rule.transitions:
+        document["Transitions"] = [{"Days": t.days, "StorageClass": t.storage_class} for t in rule.transitions]
+    return document
+
+
+def aws_rules(lifecycle: Lifecycle) -> list[dict[str, Any]]:
+    """The manifest's rules plus the two housekeeping rules every environment gets."""
+    housekeeping = [
+        {
+            "ID": ABORT_MULTIPART_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": lifecycle.abort_incomplete_multipart_upload_days},
+        },
+        {
+            "ID": NONCURRENT_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": lifecycle.noncurrent_version_expiration_days},
+        },
+    ]
+    return [*(aws_rule(rule) for rule in lifecycle.rules), *housekeeping]
+
+
+class LifecycleConfiguration(BucketSetting):
+    kind = "s3_bucket_lifecycle"
+    noop_reason = "lifecycle rules already as declared"
+    read_operation = "get_bucket_lifecycle_configuration"
+    write_operation = "put_bucket_lifecycle_configuration"
+    absent_codes = ("NoSuchLifecycleConfiguration",)
+
+    def desired(self) -> dict[str, Any]:
+        return {"rules": canonical_rules(aws_rules(self.ctx.env.bucket.lifecycle))}
+
+    def normalize(self, raw: dict[str, Any]) -> dict[str, Any]:
+        return {"rules": canonical_rules(raw.get("Rules") or [])}
+
+    def write_arguments(self) -> dict[str, Any]:
+        return {"LifecycleConfiguration": {"Rules": aws_rules(self.ctx.env.bucket.lifecycle)}}

@@ -1,0 +1,141 @@
+"""Published outputs: SSM String parameters that `plexus train` reads, each tagged with the seed's
+export name. One resource for the three, so one `GetParameters` reads them all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plexus_infra.aws import Clients, call
+from plexus_infra.errors import ApplyError
+from plexus_infra.plan import Change
+from plexus_infra.resources.base import Removable, owned_by, tag_dict, tag_list
+
+EXPORT_NAME_TAG = "plexus:export-name"
+
+
+class Outputs(Removable):
+    kind = "ssm_outputs"
+    noop_reason = "outputs already published with the current values"
+
+    @property
+    def name(self) -> str:
+        return self.ctx.env.name
+
+    def values(self) -> dict[str, str]:
+        """Output key → value, derived from the manifest and the account."""
+        return {
+            "training-bucket-name": self.ctx.env.bucket.name,
+            "training-bucket-arn": self.ctx.bucket_arn,
+            "sagemaker-training-role-arn": self.ctx.role_arn,
+        }
+
+    def desired(self) -> dict[str, Any]:
+        values = self.values()
+        env = self.ctx.env
+        return {
+            output.parameter_name: {
+                "value": values[output.key],
+                "type": "String",
+                "tags": {**env.resource_tags, EXPORT_NAME_TAG: output.export_name},
+            }
+            for output in env.outputs
+        }
+
+    def observe(self, clients: Clients) -> dict[str, Any] | None:
+        names = [output.parameter_name for output in self.ctx.env.outputs]
+        answer = call(clients.ssm.get_parameters, f"parameters {', '.join(names)}", Names=names)
+        found = {p["Name"]: p for p in (answer or {}).get("Parameters", ())}
+        if not found:
+            return None
+        observed = {}
+        for name, parameter in sorted(found.items()):
+            tags = call(
+                clients.ssm.list_tags_for_resource,
+                f"parameter {name}",
+                absent=("InvalidResourceId",),
+                ResourceType="Parameter",
+                ResourceId=name,
+            )
+            observed[name] = {
+                "value": parameter["Value"],
+                "type": parameter["Type"],
+                "tags": tag_dict((tags or {}).get("TagList")),
+            }
+        return observed
+
+    def apply(self, clients: Clients, change: Change) -> None:
+        live = change.before or {}
+        for name in change.changed:
+            wanted = self.desired()[name]
+            current = live.get(name)
+            if current is None:
+                # Created without Overwrite, so Tags may go along (AWS rejects Overwrite together with Tags).
+                call(
+                    clients.ssm.put_parameter,
+                    f"parameter {name}",
+                    absent=("ParameterAlreadyExists",),
+                    error=ApplyError,
+                    Name=name,
+                    Value=wanted["value"],
+                    Type="String",
+                    Tags=tag_list(wanted["tags"]),
+                )
+                current = {"value": None, "type": None, "tags": {}}
+            if (current["value"], current["type"]) != (wanted["value"], wanted["type"]):
+                call(
+                    clients.ssm.put_parameter,
+                    f"parameter {name}",
+                    error=ApplyError,
+                    Name=name,
+                    Value=wanted["value"],
+                    Type="String",
+                    Overwrite=True,
+                )
+            if current["tags"] != wanted["tags"]:
+                self._sync_tags(clients, name, current["tags"], wanted["tags"])
+
+    def _sync_tags(self, clients: Clients, name: str, live: dict[str, str], wanted: dict[str, str]) -> None:
+        stale = sorted(set(live) - set(wanted))
+        if stale:
+            call(
+                clients.ssm.remove_tags_from_resource,
+                f"parameter {name}",
+                error=ApplyError,
+                ResourceType="Parameter",
+                ResourceId=name,
+                TagKeys=stale,
+            )
+        call(
+            clients.ssm.add_tags_to_resource,
+            f"parameter {name}",
+            error=ApplyError,
+            ResourceType="Parameter",
+            ResourceId=name,
+            Tags=tag_list(wanted),
+        )
+
+    def destroy(self, observed: dict[str, Any] | None) -> Change:
+        ours = {n: p for n, p in (observed or {}).items() if owned_by(p["tags"], self.ctx.env)}
+        if not ours:
+            return super().destroy(None)
+        return Change(self.address, ("delete",), ours, None, tuple(sorted(ours)), "removed by destroy")
+
+    def delete(self, clients: Clients, change: Change, progress: Any = None) -> None:
+        names = sorted(change.before or {})
+        call(clients.ssm.delete_parameters, f"parameters {', '.join(names)}", error=ApplyError, Names=names)
+
+
+def read_outputs(clients: Clients, env: Any) -> list[dict[str, Any]]:
+    """The environment's published outputs, in manifest order; a missing one has value None."""
+    names = [output.parameter_name for output in env.outputs]
+    answer = call(clients.ssm.get_parameters, f"parameters {', '.join(names)}", Names=names)
+    values = {p["Name"]: p["Value"] for p in (answer or {}).get("Parameters", ())}
+    return [
+        {
+            "key": o.key,
+            "export_name": o.export_name,
+            "parameter": o.parameter_name,
+            "value": values.get(o.parameter_name),
+        }
+        for o in env.outputs
+    ]

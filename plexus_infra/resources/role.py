@@ -1,0 +1,333 @@
+"""The SageMaker execution role: the role itself (trust policy, description, session length, tags), its
+inline permissions policy and its managed-policy attachments. Only what the manifest declares is kept:
+an inline policy or an attachment added by hand shows as drift and is removed by apply."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from plexus_infra.aws import Clients, call, until_consistent
+from plexus_infra.errors import ApplyError
+from plexus_infra.plan import CREATE, Change
+from plexus_infra.policy import canonical_json, parse_policy, policies_equal
+from plexus_infra.resources.base import Removable, Resource, owned_by, tag_dict, tag_list
+
+ROLE_ABSENT = ("NoSuchEntity",)
+INLINE_POLICY_NAME = "plexus-training-access"
+SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
+
+
+def trust_policy(partition: str, region: str, account: str) -> dict[str, Any]:
+    """SageMaker may assume the role, only on behalf of this account (confused-deputy protection)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "SageMakerAssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": SAGEMAKER_SERVICE},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{partition}:sagemaker:{region}:{account}:*"},
+                },
+            }
+        ],
+    }
+
+
+def training_access_policy(
+    partition: str, region: str, account: str, bucket_arn: str, ecr_repositories: tuple[str, ...]
+) -> dict[str, Any]:
+    """What a training job needs and nothing more: the bucket and its three prefixes, SageMaker's log
+    groups, SageMaker's metrics namespace, and pulling images from ECR."""
+    prefixes = ("training-data", "models", "training-code")
+    log_group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListTrainingBucket",
+                "Effect": "Allow",
+                "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+                "Resource": bucket_arn,
+            },
+            {
+                "Sid": "ReadWriteTrainingObjects",
+                "Effect": "Allow",
+                "Action": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                "Resource": [f"{bucket_arn}/{prefix}/*" for prefix in prefixes],
+            },
+            {
+                "Sid": "SageMakerLogs",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogStreams",
+                    "logs:PutLogEvents",
+                ],
+                "Resource": [log_group, f"{log_group}:log-stream:*"],
+            },
+            {
+                "Sid": "SageMakerMetrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",
+                "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            },
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {
+                "Sid": "EcrPull",
+                "Effect": "Allow",
+                "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                "Resource": list(ecr_repositories) or f"arn:{partition}:ecr:{region}:*:repository/*",
+            },
+        ],
+    }
+
+
+def policy_maps_equal(live: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Named policies compare by name set, then each document semantically."""
+    live = live or {}
+    return live.keys() == wanted.keys() and all(policies_equal(live[name], wanted[name]) for name in wanted)
+
+
+class Role(Removable):
+    kind = "iam_role"
+    noop_reason = "trust policy, description, session length and tags already as declared"
+    equal: ClassVar = {"trust_policy": lambda live, wanted: live is not None and policies_equal(live, wanted)}
+
+    @property
+    def name(self) -> str:
+        return self.ctx.env.role.name
+
+    def desired(self) -> dict[str, Any]:
+        env, ctx = self.ctx.env, self.ctx
+        return {
+            "trust_policy": trust_policy(ctx.partition, env.region, ctx.account),
+            "description": env.role.description,
+            "max_session_duration": env.role.max_session_duration,
+            "tags": env.resource_tags,
+        }
+
+    def observe(self, clients: Clients) -> dict[str, Any] | None:
+        answer = call(clients.iam.get_role, f"role {self.name}", absent=ROLE_ABSENT, RoleName=self.name)
+        if answer is None:
+            return None
+        role = answer["Role"]
+        return {
+            "trust_policy": parse_policy(role["AssumeRolePolicyDocument"]),
+            "description": role.get("Description", ""),
+            "max_session_duration": role.get("MaxSessionDuration", 3600),
+            "tags": tag_dict(role.get("Tags")),
+        }
+
+    def diff(self, observed: dict[str, Any] | None) -> Change:
+        change = super().diff(observed)
+        if observed is not None and not owned_by(observed["tags"], self.ctx.env):
+            return Change(
+                change.address,
+                ("update",),
+                observed,
+                self.desired(),
+                change.changed or ("tags",),
+                "exists without this environment's plexus-infra tags (foreign)",
+                foreign=True,
+            )
+        return change
+
+    def apply(self, clients: Clients, change: Change) -> None:
+        wanted = self.desired()
+        resource = f"role {self.name}"
+        if change.actions == CREATE:
+            created = call(
+                clients.iam.create_role,
+                resource,
+                absent=("EntityAlreadyExists",),
+                error=ApplyError,
+                RoleName=self.name,
+                AssumeRolePolicyDocument=canonical_json(wanted["trust_policy"]),
+                Description=wanted["description"],
+                MaxSessionDuration=wanted["max_session_duration"],
+                Tags=tag_list(wanted["tags"]),
+            )
+            clients.iam.get_waiter("role_exists").wait(RoleName=self.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+            if created is not None:
+                return
+            # An interrupted apply created it already: bring every attribute in line instead.
+        changed = set(change.changed)
+        if "trust_policy" in changed:
+            call(
+                clients.iam.update_assume_role_policy,
+                resource,
+                error=ApplyError,
+                RoleName=self.name,
+                PolicyDocument=canonical_json(wanted["trust_policy"]),
+            )
+        if changed & {"description", "max_session_duration"}:
+            call(
+                clients.iam.update_role,
+                resource,
+                error=ApplyError,
+                RoleName=self.name,
+                Description=wanted["description"],
+                MaxSessionDuration=wanted["max_session_duration"],
+            )
+        if "tags" in changed:
+            self._sync_tags(clients, (change.before or {}).get("tags") or {}, wanted["tags"])
+
+    def _sync_tags(self, clients: Clients, live: dict[str, str], wanted: dict[str, str]) -> None:
+        stale = sorted(set(live) - set(wanted))
+        if stale:
+            call(clients.iam.untag_role, f"role {self.name}", error=ApplyError, RoleName=self.name, TagKeys=stale)
+        call(clients.iam.tag_role, f"role {self.name}", error=ApplyError, RoleName=self.name, Tags=tag_list(wanted))
+
+    def destroy(self, observed: dict[str, Any] | None) -> Change:
+        change = super().destroy(observed)
+        if observed is not None and not owned_by(observed["tags"], self.ctx.env):
+            return Change(
+                self.address,
+                ("no-op",),
+                observed,
+                observed,
+                (),
+                "not managed by plexus-infra for this environment; left alone",
+            )
+        return change
+
+    def delete(self, clients: Clients, change: Change, progress: Any = None) -> None:
+        """A role with policies cannot be deleted (DeleteConflict): detach and delete them first."""
+        resource = f"role {self.name}"
+        for arn in RoleAttachments(self.ctx).attached(clients) or ():
+            call(
+                clients.iam.detach_role_policy,
+                resource,
+                absent=ROLE_ABSENT,
+                error=ApplyError,
+                RoleName=self.name,
+                PolicyArn=arn,
+            )
+        for policy in InlinePolicies(self.ctx).names(clients) or ():
+            call(
+                clients.iam.delete_role_policy,
+                resource,
+                absent=ROLE_ABSENT,
+                error=ApplyError,
+                RoleName=self.name,
+                PolicyName=policy,
+            )
+        call(clients.iam.delete_role, resource, absent=ROLE_ABSENT, error=ApplyError, RoleName=self.name)
+
+
+class InlinePolicies(Resource):
+    kind = "iam_role_inline_policies"
+    noop_reason = "inline policy already as declared"
+    equal: ClassVar = {"policies": policy_maps_equal}
+
+    @property
+    def name(self) -> str:
+        return self.ctx.env.role.name
+
+    def desired(self) -> dict[str, Any]:
+        env, ctx = self.ctx.env, self.ctx
+        document = training_access_policy(
+            ctx.partition, env.region, ctx.account, ctx.bucket_arn, env.role.ecr_repository_arns
+        )
+        return {"policies": {INLINE_POLICY_NAME: document}}
+
+    def names(self, clients: Clients) -> list[str] | None:
+        pages = call(clients.iam.list_role_policies, f"role {self.name}", absent=ROLE_ABSENT, RoleName=self.name)
+        return None if pages is None else pages["PolicyNames"]
+
+    def observe(self, clients: Clients) -> dict[str, Any] | None:
+        names = self.names(clients)
+        if names is None:
+            return None
+        policies = {}
+        for policy in names:
+            answer = call(
+                clients.iam.get_role_policy,
+                f"role {self.name} policy {policy}",
+                absent=ROLE_ABSENT,
+                RoleName=self.name,
+                PolicyName=policy,
+            )
+            if answer is not None:
+                policies[policy] = parse_policy(answer["PolicyDocument"])
+        return {"policies": policies}
+
+    def apply(self, clients: Clients, change: Change) -> None:
+        live = (change.before or {}).get("policies") or {}
+        wanted = self.desired()["policies"]
+        for policy, document in wanted.items():
+            if policy not in live or not policies_equal(live[policy], document):
+                until_consistent(
+                    lambda p=policy, d=document: call(
+                        clients.iam.put_role_policy,
+                        f"role {self.name} policy {p}",
+                        error=ApplyError,
+                        RoleName=self.name,
+                        PolicyName=p,
+                        PolicyDocument=canonical_json(d),
+                    )
+                )
+        for policy in sorted(set(live) - set(wanted)):
+            call(
+                clients.iam.delete_role_policy,
+                f"role {self.name} policy {policy}",
+                absent=ROLE_ABSENT,
+                error=ApplyError,
+                RoleName=self.name,
+                PolicyName=policy,
+            )
+
+
+class RoleAttachments(Resource):
+    kind = "iam_role_policy_attachments"
+    noop_reason = "managed policy attachments already as declared"
+
+    @property
+    def name(self) -> str:
+        return self.ctx.env.role.name
+
+    def desired(self) -> dict[str, Any]:
+        return {"managed_policy_arns": sorted(self.ctx.env.role.managed_policy_arns)}
+
+    def attached(self, clients: Clients) -> list[str] | None:
+        answer = call(
+            clients.iam.list_attached_role_policies, f"role {self.name}", absent=ROLE_ABSENT, RoleName=self.name
+        )
+        return None if answer is None else sorted(p["PolicyArn"] for p in answer["AttachedPolicies"])
+
+    def observe(self, clients: Clients) -> dict[str, Any] | None:
+        attached = self.attached(clients)
+        return None if attached is None else {"managed_policy_arns": attached}
+
+    def diff(self, observed: dict[str, Any] | None) -> Change:
+        if observed is None and not self.ctx.env.role.managed_policy_arns:
+            return Change(self.address, ("no-op",), None, None, (), "no managed policies declared")
+        return super().diff(observed)
+
+    def apply(self, clients: Clients, change: Change) -> None:
+        live = set((change.before or {}).get("managed_policy_arns") or ())
+        wanted = set(self.desired()["managed_policy_arns"])
+        for arn in sorted(wanted - live):
+            until_consistent(
+                lambda a=arn: call(
+                    clients.iam.attach_role_policy,
+                    f"role {self.name}",
+                    error=ApplyError,
+                    RoleName=self.name,
+                    PolicyArn=a,
+                )
+            )
+        for arn in sorted(live - wanted):
+            call(
+                clients.iam.detach_role_policy,
+                f"role {self.name}",
+                absent=ROLE_ABSENT,
+                error=ApplyError,
+                RoleName=self.name,
+                PolicyArn=arn,
+            )
