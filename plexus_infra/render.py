@@ -13,11 +13,18 @@ if TYPE_CHECKING:
     from plexus_infra.errors import Problem
 
 
+def _width() -> int | None:
+    """A terminal's own width; a pipe or a CI log gets wide lines rather than folded ones."""
+    import sys
+
+    return None if sys.stdout.isatty() else 200
+
+
 @functools.cache
 def console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, width=_width())
 
 
 @functools.cache
