@@ -95,6 +95,9 @@ def running_sandbox(port: int = 0, host: str = "127.0.0.1") -> Iterator[Sandbox]
         raise PlexusError(
             "the sandbox needs moto's server: pip install 'plexus-infra[sandbox]' (or the test extra)"
         ) from None
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request is noise here
     port = port or free_port(host)
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
