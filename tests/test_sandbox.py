@@ -18,3 +18,26 @@ def test_sandbox_reset_forgets_everything(sandbox: Sandbox) -> None:
 
 def test_caller_identity_is_the_sandbox_account(sandbox: Sandbox) -> None:
     assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
+
+
+def test_sandbox_without_moto_says_what_to_install(monkeypatch) -> None:
+    import sys
+
+    import pytest
+
+    from plexus_infra.errors import PlexusError
+    from plexus_infra.sandbox import running_sandbox
+
+    monkeypatch.setitem(sys.modules, "moto.server", None)  # as if moto[server] were not installed
+    with pytest.raises(PlexusError, match=r"pip install 'plexus-infra\[sandbox\]'"), running_sandbox():
+        pass
+
+
+def test_sandbox_refuses_a_port_in_use(sandbox: Sandbox) -> None:
+    import pytest
+
+    from plexus_infra.errors import PlexusError
+    from plexus_infra.sandbox import running_sandbox
+
+    with pytest.raises(PlexusError, match="already in use"), running_sandbox(port=sandbox.port):
+        pass
