@@ -26,7 +26,15 @@ INFRA_STEPS: list[tuple[list[str], tuple[int, ...]]] = [
     (["plexus-infra", "outputs", "--env", "development"], (0,)),
 ]  # fmt: skip
 
-TRAINING_STEPS: list[tuple[list[str], tuple[int, ...]]] = []
+# Offline: a tiny BERT built from the demo data's vocabulary stands in for a hub model.
+TRAINING_STEPS: list[tuple[list[str], tuple[int, ...]]] = [
+    (["python", "-m", "plexus_train.tinymodel", "build/tiny-bert", "--vocab-from", "datasources/support_tickets.csv"],
+     (0,)),
+    (["plexus", "train", "--scorecard", "Demo Support", "--score", "Ticket Topic", "--yaml", "--data", "support-tickets"],
+     (0,)),
+    (["plexus", "predict", "--scorecard", "demo-support", "--score", "ticket-topic", "--text",
+      "the courier never arrived"], (0,)),
+]  # fmt: skip
 
 
 def run(command: list[str], expected: tuple[int, ...], env: dict[str, str]) -> None:

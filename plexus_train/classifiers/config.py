@@ -1,0 +1,59 @@
+"""The hyperparameters of one training run, with their defaults in one place.
+
+The same values travel as SageMaker hyperparameters (every value a JSON-encoded string, as the framework
+containers expect), so conversion both ways lives here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How to build and train a BERTClassifier.
+
+    + embeddings_model: Hugging Face id or local directory of the encoder and its tokenizer
+    + trainable_layers: how many of the encoder's last layers are fine-tuned (all of them also unfreezes
+      the embeddings); the rest stay frozen
+    + validation_fraction: share of each class held out for validation (stratified, fixed seed)
+    + early_stopping_patience: epochs without a lower validation loss before training stops
+    """
+
+    embeddings_model: str = "distilbert-base-uncased"
+    trainable_layers: int = 3
+    epochs: int = 3
+    batch_size: int = 16
+    max_tokens: int = 256
+    dropout: float = 0.3
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    early_stopping_patience: int = 2
+    validation_fraction: float = 0.2
+    seed: int = 42
+    text_column: str = "text"
+    label_column: str = "label"
+
+    def to_hyperparameters(self) -> dict[str, str]:
+        """SageMaker's HyperParameters map: str → JSON-encoded str."""
+        return {field.name: json.dumps(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_hyperparameters(cls, values: dict[str, Any]) -> TrainingConfig:
+        """Read back `to_hyperparameters` (or SM_HPS, whose values the container already decoded); keys that
+        are not fields (sagemaker_program, ...) are ignored."""
+        kwargs: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            if field.name in values:
+                kwargs[field.name] = _coerce(values[field.name], type(getattr(cls(), field.name)))
+        return cls(**kwargs)
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    """A hyperparameter arrives decoded (SM_HPS) or JSON-encoded (HyperParameters); make it `kind`."""
+    encoded = isinstance(value, str) and (kind is not str or value.startswith('"'))
+    return kind(json.loads(value) if encoded else value)

@@ -1,0 +1,76 @@
+"""BERTClassifier: a Hugging Face encoder, mean-pooled, then dropout and a linear head for any number of
+classes. Only the encoder's last N layers are fine-tuned: small data cannot move a whole encoder well, and
+frozen layers cost no optimizer state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class BERTClassifier(nn.Module):
+    """+ encoder: a transformers AutoModel
+    + classes: number of labels (2 or more)
+    + dropout: dropout before the head
+    """
+
+    def __init__(self, encoder: Any, classes: int, dropout: float):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits, shape (batch, classes). Mean pooling over real tokens suits both BERT-style encoders and
+        sentence encoders (MiniLM), whose [CLS] token is not trained as a summary."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))
+
+    def freeze_all_but_last(self, layers: int) -> None:
+        """Freeze the encoder except its last `layers` layers; asking for all of them unfreezes everything."""
+        blocks = encoder_layers(self.encoder)
+        everything = layers >= len(blocks)
+        for parameter in self.encoder.parameters():
+            parameter.requires_grad = everything
+        for block in blocks[len(blocks) - layers :] if layers > 0 else []:
+            for parameter in block.parameters():
+                parameter.requires_grad = True
+
+
+def encoder_layers(encoder: nn.Module) -> list[nn.Module]:
+    """The encoder's stack of transformer layers (`encoder.layer` in BERT, `transformer.layer` in DistilBERT):
+    the longest ModuleList named `layer` or `layers`."""
+    stacks = [
+        module
+        for name, module in encoder.named_modules()
+        if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers")
+    ]
+    if not stacks:
+        raise ValueError(f"cannot find the transformer layers of {type(encoder).__name__}")
+    return list(max(stacks, key=len))
+
+
+def tokenize(tokenizer: Any, texts: list[str], max_tokens: int) -> dict[str, torch.Tensor]:
+    """One padded batch of token ids and attention masks, truncated to `max_tokens`."""
+    encoded = tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+def load_encoder(name: str) -> tuple[Any, Any]:
+    """The encoder and its tokenizer, from a local directory or a Hugging Face id (HF_HUB_OFFLINE=1 keeps
+    that to the local cache). Failures become one PlexusError naming the model."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging
+
+    from plexus_infra.errors import PlexusError
+
+    logging.disable_progress_bar()
+    try:
+        return AutoModel.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PlexusError(f"cannot load embeddings model {name!r}: {first}") from exc

@@ -1,0 +1,235 @@
+"""The training loop: stratified split, AdamW, warmup then linear decay, early stopping on validation loss.
+
+Progress goes to a Reporter, so the same loop drives a rich display on a terminal and plain log lines in a
+SageMaker container (where CloudWatch keeps them).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from plexus_train.classifiers.config import TrainingConfig
+from plexus_train.classifiers.metrics import classification_metrics
+from plexus_train.classifiers.model import BERTClassifier, load_encoder
+from plexus_train.classifiers.split import stratified_split
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One epoch: training loss, validation loss and metrics (macro-averaged), learning rate, timings."""
+
+    epoch: int
+    train_loss: float
+    validation_loss: float
+    accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    learning_rate: float
+    train_examples: int
+    train_seconds: float
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Reporter(Protocol):
+    """Receives progress; must not affect training."""
+
+    def start(self, epochs: int, batches_per_epoch: int) -> None: ...
+    def batch(self, loss: float) -> None: ...
+    def epoch(self, result: EpochResult) -> None: ...
+    def finish(self, message: str) -> None: ...
+
+
+class SilentReporter:
+    """Reports nothing: for benchmarks and library callers."""
+
+    def start(self, epochs: int, batches_per_epoch: int) -> None:
+        pass
+
+    def batch(self, loss: float) -> None:
+        pass
+
+    def epoch(self, result: EpochResult) -> None:
+        pass
+
+    def finish(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class TrainedClassifier:
+    """A trained model with what it needs to be saved and reloaded."""
+
+    model: BERTClassifier
+    tokenizer: Any
+    labels: list[str]
+    config: TrainingConfig
+    history: list[EpochResult] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+    @property
+    def best(self) -> EpochResult:
+        return self.history[self.best_epoch - 1]
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate multiplier: linear warmup to 1 over `warmup_steps`, then linear decay to 0 at the end."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    remaining = total_steps - warmup_steps
+    return max(0.0, (total_steps - step) / remaining) if remaining > 0 else 1.0
+
+
+def batches(token_ids: Sequence[Sequence[int]], targets: torch.Tensor, order: Sequence[int], size: int, pad: int):
+    """Yield (input_ids, attention_mask, targets) batches in `order`, each padded to its own longest text."""
+    for start in range(0, len(order), size):
+        chosen = order[start : start + size]
+        width = max(len(token_ids[i]) for i in chosen)
+        ids = torch.full((len(chosen), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chosen), width), dtype=torch.long)
+        for row, i in enumerate(chosen):
+            ids[row, : len(token_ids[i])] = torch.tensor(token_ids[i])
+            mask[row, : len(token_ids[i])] = 1
+        yield ids, mask, targets[list(chosen)]
+
+
+def device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train_classifier(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    config: TrainingConfig,
+    reporter: Reporter | None = None,
+) -> TrainedClassifier:
+    """Fine-tune a BERTClassifier on (text, label) pairs and return the model of the best validation epoch.
+
+    Texts are tokenized once up front; the classes are the sorted distinct labels.
+    """
+    reporter = reporter or SilentReporter()
+    torch.manual_seed(config.seed)
+    classes = sorted(set(labels))
+    encoder, tokenizer = load_encoder(config.embeddings_model)
+    model = BERTClassifier(encoder, len(classes), config.dropout)
+    model.freeze_all_but_last(config.trainable_layers)
+    run = _Run(model, tokenizer, classes, config, reporter)
+    return run.fit(texts, labels)
+
+
+class _Run:
+    """The state of one training run; `fit` is the only entry."""
+
+    def __init__(self, model: BERTClassifier, tokenizer: Any, classes: list[str], config: TrainingConfig, reporter):
+        self.model = model.to(device())
+        self.tokenizer = tokenizer
+        self.classes = classes
+        self.config = config
+        self.reporter = reporter
+        self.loss = nn.CrossEntropyLoss()
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TrainedClassifier:
+        config = self.config
+        index = {label: i for i, label in enumerate(self.classes)}
+        targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
+        train, validation = stratified_split(targets.tolist(), config.validation_fraction, config.seed)
+        token_ids = self.tokenizer(list(texts), truncation=True, max_length=config.max_tokens)["input_ids"]
+        per_epoch = -(-len(train) // config.batch_size)
+        total = per_epoch * config.epochs
+        optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+        )
+        warmup = int(total * config.warmup_ratio)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total))
+        rng = random.Random(config.seed)
+        result = TrainedClassifier(self.model, self.tokenizer, self.classes, config)
+        best_loss, best_state, stale = float("inf"), None, 0
+        self.reporter.start(config.epochs, per_epoch)
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            order = list(train)
+            rng.shuffle(order)
+            learning_rate = schedule.get_last_lr()[0]
+            train_loss = self._train_epoch(token_ids, targets, order, optimizer, schedule)
+            train_seconds = time.perf_counter() - started
+            validation_loss, metrics = self._evaluate(token_ids, targets, validation)
+            outcome = EpochResult(
+                epoch=epoch,
+                train_loss=train_loss,
+                validation_loss=validation_loss,
+                learning_rate=learning_rate,
+                train_examples=len(train),
+                train_seconds=train_seconds,
+                seconds=time.perf_counter() - started,
+                **metrics,
+            )
+            result.history.append(outcome)
+            self.reporter.epoch(outcome)
+            if validation_loss < best_loss:
+                best_loss, stale, result.best_epoch = validation_loss, 0, epoch
+                best_state = copy.deepcopy(self.model.state_dict())
+            else:
+                stale += 1
+                if stale >= config.early_stopping_patience and epoch < config.epochs:
+                    result.stopped_early = True
+                    break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        self.model.eval()
+        self.reporter.finish(_summary(result))
+        return result
+
+    def _train_epoch(self, token_ids, targets, order, optimizer, schedule) -> float:
+        self.model.train()
+        total, seen = 0.0, 0
+        pad = self.tokenizer.pad_token_id or 0
+        for ids, mask, expected in batches(token_ids, targets, order, self.config.batch_size, pad):
+            here = device()
+            logits = self.model(ids.to(here), mask.to(here))
+            loss = self.loss(logits, expected.to(here))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            value = loss.item()
+            total += value * len(expected)
+            seen += len(expected)
+            self.reporter.batch(value)
+        return total / seen
+
+    @torch.no_grad()
+    def _evaluate(self, token_ids, targets, subset) -> tuple[float, dict[str, float]]:
+        self.model.eval()
+        total, predicted = 0.0, []
+        pad = self.tokenizer.pad_token_id or 0
+        for ids, mask, expected in batches(token_ids, targets, subset, self.config.batch_size, pad):
+            here = device()
+            logits = self.model(ids.to(here), mask.to(here))
+            total += self.loss(logits, expected.to(here)).item() * len(expected)
+            predicted.extend(logits.argmax(dim=-1).tolist())
+        truth = targets[list(subset)].tolist()
+        return total / len(subset), classification_metrics(truth, predicted, len(self.classes))
+
+
+def _summary(result: TrainedClassifier) -> str:
+    best = result.best
+    why = "stopped early: validation loss stopped improving" if result.stopped_early else "finished"
+    return (
+        f"{why}; best epoch {best.epoch}: validation loss {best.validation_loss:.4f}, "
+        f"accuracy {best.accuracy:.3f}, macro F1 {best.f1:.3f}"
+    )

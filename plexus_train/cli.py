@@ -1,0 +1,238 @@
+"""`plexus`: train scores, provision their SageMaker endpoints and get predictions.
+
+Parsing and the one map from errors to exit codes live here; the work lives in the library modules, which
+never print or exit. Nothing heavy (torch, transformers, boto3, sagemaker) is imported until a command runs,
+so `plexus --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from plexus_train import __version__
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _add_score(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scorecard", required=True, metavar="NAME", help="scorecard name or key")
+    parser.add_argument("--score", required=True, metavar="NAME", help="score name or key")
+    parser.add_argument(
+        "--yaml", action="store_true", default=True, help="load scorecards from scorecards/*.yaml (the default)"
+    )
+
+
+def _add_env(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env",
+        metavar="NAME",
+        help="environment whose outputs to use (default: $PLEXUS_ENVIRONMENT, else development)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plexus", description="Train, deploy and query Plexus score classifiers.")
+    parser.add_argument("--version", action="version", version=f"plexus {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for failures")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser("train", help="train a score's classifier locally or as a SageMaker job")
+    _add_score(train)
+    train.add_argument("--data", metavar="NAME", help="datasources/NAME.yaml or a .csv/.parquet path")
+    train.add_argument("--platform", choices=("local", "sagemaker"), help="override training.platform")
+    train.add_argument("--epochs", type=_positive, metavar="N", help="override number_of_epochs")
+    train.add_argument("--batch-size", type=_positive, metavar="N", help="override batch_size")
+    _add_env(train)
+
+    provision = commands.add_parser("provision", help="SageMaker endpoints for a score")
+    actions = provision.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (
+        ("endpoint", "create or update the endpoint (a rerun changes nothing)"),
+        ("status", "show the endpoint"),
+        ("delete", "delete the endpoint, its config and its model"),
+    ):
+        sub = actions.add_parser(action, help=text)
+        _add_score(sub)
+        _add_env(sub)
+        if action == "endpoint":
+            sub.add_argument("--model-s3-uri", metavar="URI", help="serve this model.tar.gz instead")
+
+    predict = commands.add_parser("predict", help="classify texts with a trained score")
+    _add_score(predict)
+    given = predict.add_mutually_exclusive_group(required=True)
+    given.add_argument("--text", metavar="T", help="one text")
+    given.add_argument("--file", metavar="F.csv", help="a CSV whose text column holds the texts")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument("--endpoint", metavar="NAME", help="invoke this SageMaker endpoint instead of local artifacts")
+    _add_env(predict)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _console() -> Any:
+    from plexus_infra.render import console
+
+    return console()
+
+
+def _aws(env_name: str | None) -> tuple[Any, Any]:
+    """Clients for the environment's region and its published outputs."""
+    from plexus_train.aws import Clients
+    from plexus_train.outputs import environment, read_outputs
+
+    env = environment(env_name)
+    clients = Clients(env.region)
+    return clients, read_outputs(env, clients.ssm)
+
+
+def _score(args: argparse.Namespace) -> Any:
+    from plexus_train.scorecards import find_score
+
+    return find_score(args.scorecard, args.score)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from plexus_infra.errors import PlexusError
+    from plexus_train import datasources
+
+    score = _score(args).with_overrides(platform=args.platform, epochs=args.epochs, batch_size=args.batch_size)
+    name = args.data or score.data
+    if not name:
+        raise PlexusError(f"{score.source}: score {score.name!r} names no data; give --data or set data:")
+    source = datasources.resolve(name)
+    text_column = score.text_column or source.text_column or score.config.text_column
+    label_column = score.label_column or source.label_column or score.config.label_column
+    score = replace(score, config=replace(score.config, text_column=text_column, label_column=label_column))
+    s3 = _aws_clients(args.env).s3 if source.location.startswith("s3://") else None
+    dataset = datasources.load(source, text_column, label_column, s3)
+    out = _console()
+    out.print(
+        f"{score.scorecard_name} / {score.name}: {len(dataset.texts)} examples from {dataset.source}, "
+        f"classes {dataset.class_counts()}, platform {score.training.platform}"
+    )
+    result = _platform(score, args, out).train(score, dataset)
+    out.print(f"[green]✓[/] model: {result.location}")
+    return EXIT_OK
+
+
+def _aws_clients(env_name: str | None) -> Any:
+    from plexus_train.aws import Clients
+    from plexus_train.outputs import environment
+
+    return Clients(environment(env_name).region)
+
+
+def _platform(score: Any, args: argparse.Namespace, out: Any) -> Any:
+    from plexus_train.progress import RichReporter, StatusReporter
+
+    if score.training.platform == "local":
+        from plexus_train.platforms.local import LocalPlatform
+
+        return LocalPlatform(RichReporter(out))
+    from plexus_train.platforms.sagemaker import SageMakerPlatform
+
+    clients, outputs = _aws(args.env)
+    return SageMakerPlatform(clients, outputs, StatusReporter(out))
+
+
+def _cmd_provision(args: argparse.Namespace) -> int:
+    from plexus_train.progress import StatusReporter
+    from plexus_train.provision import Provisioner, endpoint_name
+
+    score = _score(args)
+    clients, outputs = _aws(args.env)
+    out = _console()
+    provisioner = Provisioner(clients, outputs, StatusReporter(out))
+    if args.action == "endpoint":
+        result = provisioner.provision(score, args.model_s3_uri)
+        for change in result.changes:
+            out.print(f"[green]+[/] {change}")
+        for noop in result.noops:
+            out.print(f"  no-op: {noop}")
+        verdict = "updated" if result.changes else "no changes"
+        out.print(f"endpoint {result.endpoint_name}: InService ({verdict})")
+    elif args.action == "status":
+        endpoint = provisioner.status(score)
+        if endpoint is None:
+            out.print(f"no endpoint {endpoint_name(score)}")
+            return EXIT_ERROR
+        out.print(f"endpoint {endpoint['EndpointName']}: {endpoint['EndpointStatus']}")
+        out.print(f"  config {endpoint['EndpointConfigName']}")
+        for production in endpoint["ProductionVariants"]:
+            out.print(f"  variant {production['VariantName']}: model {production['ModelName']}")
+    else:
+        deleted = provisioner.delete(score)
+        for item in deleted:
+            out.print(f"[red]-[/] deleted {item}")
+        if not deleted:
+            out.print(f"no-op: no endpoint {endpoint_name(score)}")
+    return EXIT_OK
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from plexus_train import predict
+    from plexus_train.platforms.local import model_dir
+
+    score = _score(args)
+    column = score.text_column or score.config.text_column
+    texts = [args.text] if args.text is not None else predict.texts_from_csv(Path(args.file), column)
+    if args.endpoint:
+        answers = predict.predict_endpoint(_aws_clients(args.env).runtime, args.endpoint, texts)
+    else:
+        answers = predict.predict_local(model_dir(score), texts)
+    rows = [{"text": text, **answer} for text, answer in zip(texts, answers, strict=True)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_predictions(rows)
+    return EXIT_OK
+
+
+def _print_predictions(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table("text", "value", "confidence")
+    for row in rows:
+        table.add_row(row["text"], str(row["value"]), f"{row['confidence']:.3f}")
+    _console().print(table)
+
+
+COMMANDS = {"train": _cmd_train, "provision": _cmd_provision, "predict": _cmd_predict}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, run one command, map every expected failure to one line and an exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        from plexus_infra.errors import ManifestError, PlexusError
+
+        if args.debug or not isinstance(exc, PlexusError):
+            raise
+        from plexus_infra.render import print_error, print_problems
+
+        if isinstance(exc, ManifestError):
+            print_problems(exc.problems)
+        else:
+            print_error(str(exc))
+        return EXIT_ERROR

@@ -1,0 +1,119 @@
+"""Labelled texts, checked before any training starts. Container-safe: stdlib and plexus_infra.errors only.
+
+Every check names the file, the column and the first offending rows, so bad data fails in a second with a
+clear message instead of minutes into a training job.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from plexus_infra.errors import PlexusError
+
+MAX_SHOWN_ROWS = 5
+
+
+class DataError(PlexusError):
+    """The training data cannot train a classifier."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """+ texts, labels: one per example, both strings
+    + source: where the data came from, for messages
+    """
+
+    texts: tuple[str, ...]
+    labels: tuple[str, ...]
+    source: str
+    text_column: str
+    label_column: str
+
+    def class_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(self.labels).items()))
+
+    def to_csv(self) -> bytes:
+        """The examples as UTF-8 CSV with the dataset's own column names (what a training job reads)."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([self.text_column, self.label_column])
+        writer.writerows(zip(self.texts, self.labels, strict=True))
+        return out.getvalue().encode("utf-8")
+
+
+def read_csv(data: bytes, source: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, rows) of UTF-8 CSV bytes (a BOM is allowed)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source}: not UTF-8 text (byte offset {exc.start})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise DataError(f"{source}: invalid CSV at line {reader.line_num}: {exc}") from None
+    return list(reader.fieldnames or []), rows
+
+
+def to_dataset(
+    columns: Sequence[str], rows: Iterable[Mapping[str, Any]], source: str, text_column: str, label_column: str
+) -> Dataset:
+    """Check the rows and keep the two columns; raise DataError on anything that cannot train.
+
+    Checks: both columns exist, there are rows, every text is a non-empty string that is not just a number,
+    every label is present, there are at least two classes, each with at least two examples (so the
+    stratified split can put one on each side).
+    """
+    missing = [c for c in (text_column, label_column) if c not in columns]
+    if missing:
+        raise DataError(
+            f"{source}: no column {', '.join(map(repr, missing))}; the columns are: {', '.join(columns) or 'none'}"
+        )
+    rows = list(rows)
+    if not rows:
+        raise DataError(f"{source}: no data rows")
+    texts, labels, bad_texts, bad_labels = [], [], [], []
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        text, label = row.get(text_column), row.get(label_column)
+        if not _is_text(text):
+            bad_texts.append(number)
+        if label is None or str(label).strip() == "":
+            bad_labels.append(number)
+        texts.append(text)
+        labels.append(str(label).strip() if label is not None else "")
+    if bad_texts:
+        raise DataError(
+            f"{source}: column {text_column!r} must hold text; {len(bad_texts)} row(s) are empty, missing or "
+            f"numbers (rows {_rows(bad_texts)})"
+        )
+    if bad_labels:
+        raise DataError(f"{source}: column {label_column!r} is empty in {len(bad_labels)} row(s) ({_rows(bad_labels)})")
+    counts = Counter(labels)
+    if len(counts) < 2:
+        raise DataError(f"{source}: column {label_column!r} has a single class ({labels[0]!r}); a classifier needs 2+")
+    rare = sorted(label for label, n in counts.items() if n < 2)
+    if rare:
+        raise DataError(
+            f"{source}: class(es) {', '.join(map(repr, rare))} have one example; each class needs at least 2"
+        )
+    return Dataset(tuple(texts), tuple(labels), source, text_column, label_column)
+
+
+def _is_text(value: Any) -> bool:
+    if not isinstance(value, str) or not value.strip():
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
+
+
+def _rows(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:MAX_SHOWN_ROWS]))
+    return shown + (", …" if len(numbers) > MAX_SHOWN_ROWS else "")

@@ -1,0 +1,89 @@
+"""Named data sources: `--data NAME` is `datasources/NAME.yaml` (a CSV or Parquet file, local or on S3, and
+its columns) or, when NAME is a path to a .csv/.parquet file, that file."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plexus_infra.errors import PlexusError
+from plexus_infra.manifest.loader import load_yaml
+from plexus_train.dataset import DataError, Dataset, read_csv, to_dataset
+from plexus_train.schemas import check
+
+DATASOURCES_DIR = Path("datasources")
+FORMATS = {".csv": "csv", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """+ location: local path or s3://bucket/key
+    + format: csv or parquet
+    + text_column, label_column: the file's columns, when the data source names them
+    """
+
+    location: str
+    format: str
+    text_column: str | None = None
+    label_column: str | None = None
+
+
+def resolve(name: str, root: Path = DATASOURCES_DIR) -> DataSource:
+    """A data source by name (datasources/NAME.yaml) or by file path."""
+    named = root / f"{name}.yaml"
+    if named.is_file():
+        doc = load_yaml(named, what="data source")
+        check(doc, "datasource")
+        data = doc.data
+        location = data["path"]
+        if not location.startswith("s3://"):
+            location = str((named.parent / location).resolve())
+        return DataSource(
+            location, data.get("format") or _format(location), data.get("text_column"), data.get("label_column")
+        )
+    if Path(name).suffix.lower() in FORMATS or name.startswith("s3://"):
+        return DataSource(name, _format(name))
+    known = ", ".join(sorted(p.stem for p in root.glob("*.yaml"))) if root.is_dir() else "none"
+    raise PlexusError(f"no data source {name!r}: not {named}, nor a .csv/.parquet path (known: {known or 'none'})")
+
+
+def _format(location: str) -> str:
+    suffix = Path(location.split("?")[0]).suffix.lower()
+    if suffix not in FORMATS:
+        raise PlexusError(f"{location}: cannot tell the format; use a .csv or .parquet file, or set format")
+    return FORMATS[suffix]
+
+
+def load(source: DataSource, text_column: str, label_column: str, s3: Any = None) -> Dataset:
+    """Read and check the data; `s3` is a boto3 S3 client, needed only for s3:// locations."""
+    raw = _read_bytes(source.location, s3)
+    if source.format == "csv":
+        columns, rows = read_csv(raw, source.location)
+    else:
+        columns, rows = _read_parquet(raw, source.location)
+    return to_dataset(columns, rows, source.location, text_column, label_column)
+
+
+def _read_bytes(location: str, s3: Any) -> bytes:
+    if location.startswith("s3://"):
+        from plexus_infra.aws import call
+        from plexus_infra.errors import AwsError
+
+        bucket, _, key = location[len("s3://") :].partition("/")
+        answer = call(s3.get_object, location, error=AwsError, Bucket=bucket, Key=key)
+        return answer["Body"].read()
+    path = Path(location)
+    if not path.is_file():
+        raise DataError(f"{location}: no such data file")
+    return path.read_bytes()
+
+
+def _read_parquet(raw: bytes, location: str) -> tuple[list[str], list[dict[str, Any]]]:
+    try:
+        import pyarrow.parquet as parquet
+    except ImportError:
+        raise PlexusError(f"{location}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    table = parquet.read_table(io.BytesIO(raw))
+    return list(table.column_names), table.to_pylist()

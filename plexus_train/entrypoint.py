@@ -1,0 +1,96 @@
+"""SageMaker script-mode training: the same training code as `plexus train --platform local`, driven by the
+variables SageMaker sets in the container.
+
+  SM_HPS            JSON hyperparameters (TrainingConfig fields + plexus_scorecard, plexus_score)
+  SM_CHANNEL_TRAIN  directory holding the `train` channel (data.csv)
+  SM_MODEL_DIR      where the artifacts go (SageMaker tars it to model.tar.gz)
+  SM_OUTPUT_DATA_DIR  extra outputs (training_history.json is copied here)
+
+On an expected failure it writes the reason to /opt/ml/output/failure (next to SM_OUTPUT_DATA_DIR), which
+SageMaker reports as the job's FailureReason, and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from plexus_infra.errors import PlexusError
+from plexus_train.classifiers.config import TrainingConfig
+from plexus_train.dataset import DataError, read_csv, to_dataset
+
+BASE_MODEL_DIR = "base_model"
+DATA_FILE = "data.csv"
+SCORECARD_HP = "plexus_scorecard"
+SCORE_HP = "plexus_score"
+
+
+class LogReporter:
+    """Plain lines on stdout, which SageMaker ships to CloudWatch."""
+
+    def start(self, epochs: int, batches_per_epoch: int) -> None:
+        print(f"training: up to {epochs} epochs of {batches_per_epoch} batches", flush=True)
+
+    def batch(self, loss: float) -> None:
+        pass
+
+    def epoch(self, result) -> None:
+        from plexus_train.progress import epoch_line
+
+        print(epoch_line(result), flush=True)
+
+    def finish(self, message: str) -> None:
+        print(message, flush=True)
+
+
+def resolve_base_model(name: str, code_dir: Path) -> str:
+    """A local encoder shipped inside sourcedir.tar.gz is named relative to the code; anything else is a
+    Hugging Face id (or an absolute path) used as is."""
+    shipped = code_dir / name
+    return str(shipped) if not Path(name).is_absolute() and shipped.is_dir() else name
+
+
+def run(environ: Mapping[str, str], code_dir: Path) -> Path:
+    """Train from the SM_* variables; return the model directory."""
+    from plexus_train.classifiers.artifacts import HISTORY, save_classifier
+    from plexus_train.classifiers.trainer import train_classifier
+
+    hyperparameters = json.loads(environ.get("SM_HPS") or "{}")
+    config = TrainingConfig.from_hyperparameters(hyperparameters)
+    config = replace(config, embeddings_model=resolve_base_model(config.embeddings_model, code_dir))
+    data_path = Path(environ["SM_CHANNEL_TRAIN"]) / DATA_FILE
+    if not data_path.is_file():
+        raise DataError(f"{data_path}: the train channel has no {DATA_FILE}")
+    columns, rows = read_csv(data_path.read_bytes(), str(data_path))
+    dataset = to_dataset(columns, rows, str(data_path), config.text_column, config.label_column)
+    print(f"{len(dataset.texts)} examples: {dataset.class_counts()}", flush=True)
+    trained = train_classifier(dataset.texts, dataset.labels, config, LogReporter())
+    identity = {
+        "scorecard": str(hyperparameters.get(SCORECARD_HP, "")),
+        "score": str(hyperparameters.get(SCORE_HP, "")),
+    }
+    model_dir = save_classifier(trained, Path(environ["SM_MODEL_DIR"]), identity)
+    output_dir = environ.get("SM_OUTPUT_DATA_DIR")
+    if output_dir:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_dir / HISTORY, Path(output_dir) / HISTORY)
+    return model_dir
+
+
+def main() -> int:
+    code_dir = Path(sys.argv[0]).resolve().parent
+    try:
+        run(os.environ, code_dir)
+    except PlexusError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        output_dir = os.environ.get("SM_OUTPUT_DATA_DIR")
+        if output_dir:
+            Path(output_dir).parent.mkdir(parents=True, exist_ok=True)
+            (Path(output_dir).parent / "failure").write_text(str(exc), encoding="utf-8")
+        return 1
+    return 0

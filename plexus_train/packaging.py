@@ -1,0 +1,60 @@
+"""The code that ships to SageMaker: the *same* plexus_train package, plus the one shim script SageMaker runs.
+
+Training jobs get `sourcedir.tar.gz` (entry `train.py`); model archives get `code/` (entry `inference.py`).
+Both carry `requirements.txt`, which the framework containers install first. Tarballs are byte-for-byte
+reproducible (sorted names, zero mtimes) so their hashes only change when their content does.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONTAINER_DIR = PACKAGE_DIR / "container"
+TRAINING_ENTRY = "train.py"
+INFERENCE_ENTRY = "inference.py"
+REQUIREMENTS = "requirements.txt"
+# plexus_infra contributes only its error types, which plexus_train raises everywhere.
+SHARED_MODULES = ("__init__.py", "errors.py")
+
+
+def code_files(entry: str) -> dict[str, Path]:
+    """Archive name → source file for a code bundle whose entry script is `entry`."""
+    import plexus_infra
+
+    files = {entry: CONTAINER_DIR / entry, REQUIREMENTS: CONTAINER_DIR / REQUIREMENTS}
+    for path in sorted(PACKAGE_DIR.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json", ".txt"):
+            files[f"plexus_train/{path.relative_to(PACKAGE_DIR).as_posix()}"] = path
+    infra = Path(plexus_infra.__file__).resolve().parent
+    for name in SHARED_MODULES:
+        files[f"plexus_infra/{name}"] = infra / name
+    return files
+
+
+def copy_code(destination: Path, entry: str) -> None:
+    """Write the code bundle into `destination` (created if needed)."""
+    for name, source in code_files(entry).items():
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+def write_tarball(source: Path, target: Path) -> Path:
+    """Gzip-tar every file under `source` (names relative to it) into `target`, reproducibly."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for path in sorted(p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            info = tarfile.TarInfo(path.relative_to(source).as_posix())
+            info.size = path.stat().st_size
+            info.mode = 0o644
+            with path.open("rb") as handle:
+                archive.addfile(info, handle)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as zipped:
+        zipped.write(buffer.getvalue())
+    return target

@@ -1,0 +1,232 @@
+"""Training as a SageMaker job in framework script mode, with boto3 only.
+
+Steps: upload the data to training-data/{sc}/{s}/data.csv; package this package's code (plus a local base
+model, if the score names one) into training-code/{sc}/{s}/sourcedir.tar.gz; create the job (retrying while
+a new role propagates through IAM); wait, showing status transitions and CloudWatch log lines; copy the job's
+model.tar.gz to models/{sc}/{s}/model.tar.gz.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from plexus_infra.aws import call, error_code, until_consistent
+from plexus_infra.errors import ApplyError, AwsError, PlexusError
+from plexus_train.dataset import Dataset
+from plexus_train.entrypoint import BASE_MODEL_DIR, DATA_FILE, SCORE_HP, SCORECARD_HP
+from plexus_train.images import image_uri
+from plexus_train.names import sagemaker_name
+from plexus_train.outputs import Outputs
+from plexus_train.packaging import TRAINING_ENTRY, copy_code, write_tarball
+from plexus_train.platforms import TrainingResult
+from plexus_train.scorecards import Score
+from plexus_train.waiting import Waiter, wait
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+ROLE_PROPAGATION_TIMEOUT = 120.0
+TRAINING_JOB = Waiter(
+    "the training job",
+    status=lambda job: f"{job['TrainingJobStatus']} ({job.get('SecondaryStatus', '')})",
+    terminal=("Completed", "Failed", "Stopped"),
+    interval=15.0,
+)
+
+
+class TrainingJobFailed(PlexusError):
+    """The job ended Failed or Stopped; the message carries SageMaker's FailureReason."""
+
+
+def data_key(score: Score) -> str:
+    return f"training-data/{score.path}/{DATA_FILE}"
+
+
+def code_key(score: Score) -> str:
+    return f"training-code/{score.path}/sourcedir.tar.gz"
+
+
+def model_key(score: Score) -> str:
+    return f"models/{score.path}/model.tar.gz"
+
+
+def output_prefix(score: Score) -> str:
+    return f"training-output/{score.path}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def build_sourcedir(score: Score, target: Path) -> tuple[Path, str]:
+    """Write sourcedir.tar.gz: entry script, requirements.txt, the code and, for a local base model, the
+    model itself. Returns the tarball and the embeddings_model value the container should use."""
+    embeddings = score.config.embeddings_model
+    with tempfile.TemporaryDirectory() as staging:
+        root = Path(staging)
+        copy_code(root, TRAINING_ENTRY)
+        if Path(embeddings).is_dir():
+            shutil.copytree(embeddings, root / BASE_MODEL_DIR)
+            embeddings = BASE_MODEL_DIR
+        write_tarball(root, target)
+    return target, embeddings
+
+
+def is_role_propagating(exc: BaseException) -> bool:
+    """SageMaker's answer while a just-created role is not assumable yet."""
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", "")).lower()
+    return error_code(exc) == "ValidationException" and ("assume" in message or "role" in message)
+
+
+@dataclass
+class SageMakerPlatform:
+    """+ clients: plexus_train.aws.Clients for the environment's region
+    + outputs: the environment's bucket and training role
+    + reporter: a progress.StatusReporter (status(text), log(line))
+    """
+
+    clients: Any
+    outputs: Outputs
+    reporter: Any
+    job_name: Callable[[Score], str] = lambda score: sagemaker_name(score.path, time.strftime("%Y%m%d-%H%M%S"))
+    sleep: Callable[[float], None] = time.sleep
+    waiter: Waiter = TRAINING_JOB
+
+    def train(self, score: Score, dataset: Dataset) -> TrainingResult:
+        bucket = self.outputs.bucket
+        s3 = self.clients.s3
+        self.reporter.status(f"uploading {len(dataset.texts)} examples to s3://{bucket}/{data_key(score)}")
+        call(
+            s3.put_object,
+            f"s3://{bucket}/{data_key(score)}",
+            error=ApplyError,
+            Bucket=bucket,
+            Key=data_key(score),
+            Body=dataset.to_csv(),
+            ContentType="text/csv",
+        )
+        with tempfile.TemporaryDirectory() as staging:
+            tarball, embeddings = build_sourcedir(score, Path(staging) / "sourcedir.tar.gz")
+            self.reporter.status(f"uploading code to s3://{bucket}/{code_key(score)}")
+            call(
+                s3.put_object,
+                f"s3://{bucket}/{code_key(score)}",
+                error=ApplyError,
+                Bucket=bucket,
+                Key=code_key(score),
+                Body=tarball.read_bytes(),
+            )
+        config = replace(
+            score.config,
+            embeddings_model=embeddings,
+            text_column=dataset.text_column,
+            label_column=dataset.label_column,
+        )
+        name = self.job_name(score)
+        self._create_job(name, self.job_request(name, score, config))
+        job = wait(self.waiter, lambda: self._describe(name), self.reporter.status, self._logs(name), self.sleep)
+        if job["TrainingJobStatus"] != "Completed":
+            reason = job.get("FailureReason") or "no reason given"
+            raise TrainingJobFailed(f"training job {name} {job['TrainingJobStatus'].lower()}: {reason}")
+        return TrainingResult(self._publish_model(job, score), {})
+
+    def job_request(self, name: str, score: Score, config: Any) -> dict[str, Any]:
+        """The CreateTrainingJob request (pure, apart from the image lookup)."""
+        bucket, training = self.outputs.bucket, score.training
+        hyperparameters = {
+            **config.to_hyperparameters(),
+            SCORECARD_HP: json.dumps(score.scorecard_name),
+            SCORE_HP: json.dumps(score.name),
+            "sagemaker_program": json.dumps(TRAINING_ENTRY),
+            "sagemaker_submit_directory": json.dumps(f"s3://{bucket}/{code_key(score)}"),
+            "sagemaker_region": json.dumps(self.clients.region),
+        }
+        image = image_uri(
+            training.image_uri, "training", training.framework_version, self.clients.region, training.instance_type
+        )
+        return {
+            "TrainingJobName": name,
+            "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+            "RoleArn": self.outputs.role_arn,
+            "HyperParameters": hyperparameters,
+            "InputDataConfig": [
+                {
+                    "ChannelName": "train",
+                    "ContentType": "text/csv",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": f"s3://{bucket}/{data_key(score)}",
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{output_prefix(score)}"},
+            "ResourceConfig": {
+                "InstanceType": training.instance_type,
+                "InstanceCount": training.instance_count,
+                "VolumeSizeInGB": training.volume_size_gb,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": training.max_runtime_seconds},
+            "Tags": [{"Key": "plexus:score", "Value": score.path}],
+        }
+
+    def _create_job(self, name: str, request: dict[str, Any]) -> None:
+        self.reporter.status(f"creating training job {name}")
+        sagemaker = self.clients.sagemaker
+
+        def create() -> Any:
+            try:
+                return call(sagemaker.create_training_job, f"training job {name}", error=ApplyError, **request)
+            except AwsError as exc:
+                if exc.__cause__ is not None and not is_role_propagating(exc.__cause__):
+                    raise ApplyError(str(exc)) from None  # no cause: until_consistent will not retry it
+                raise
+
+        until_consistent(create, codes=("ValidationException",), timeout=ROLE_PROPAGATION_TIMEOUT, sleep=self.sleep)
+
+    def _describe(self, name: str) -> dict[str, Any]:
+        return call(self.clients.sagemaker.describe_training_job, f"training job {name}", TrainingJobName=name)
+
+    def _logs(self, name: str) -> Callable[[dict[str, Any]], None]:
+        """A tick callback that prints the job's new CloudWatch log lines, where there are any."""
+        state: dict[str, Any] = {"token": None}
+
+        def tick(_: dict[str, Any]) -> None:
+            kwargs = {"logGroupName": LOG_GROUP, "logStreamNamePrefix": f"{name}/"}
+            if state["token"]:
+                kwargs["nextToken"] = state["token"]
+            answer = call(
+                self.clients.logs.filter_log_events, f"logs of {name}", absent=("ResourceNotFoundException",), **kwargs
+            )
+            for event in (answer or {}).get("events", []):
+                self.reporter.log(event["message"].rstrip())
+            state["token"] = (answer or {}).get("nextToken") or state["token"]
+
+        return tick
+
+    def _publish_model(self, job: dict[str, Any], score: Score) -> str:
+        """Copy the job's model.tar.gz to the canonical models/{sc}/{s}/model.tar.gz."""
+        source = job["ModelArtifacts"]["S3ModelArtifacts"]
+        source_bucket, source_key = split_s3_uri(source)
+        s3, bucket = self.clients.s3, self.outputs.bucket
+        if call(s3.head_object, source, absent=("404", "NoSuchKey"), Bucket=source_bucket, Key=source_key) is None:
+            raise PlexusError(f"training job {job['TrainingJobName']} completed but its model {source} does not exist")
+        target = f"s3://{bucket}/{model_key(score)}"
+        call(
+            s3.copy_object,
+            target,
+            error=ApplyError,
+            Bucket=bucket,
+            Key=model_key(score),
+            CopySource={"Bucket": source_bucket, "Key": source_key},
+        )
+        self.reporter.status(f"model at {target}")
+        return target

@@ -1,0 +1,55 @@
+"""Predictions for a score: from the local artifacts through the inference handlers themselves, or from a
+SageMaker endpoint with the same JSON contract, so both answer in the same shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from plexus_infra.aws import call
+from plexus_infra.errors import PlexusError
+from plexus_train.dataset import read_csv
+
+
+def texts_from_csv(path: Path, column: str) -> list[str]:
+    """The `column` values of a CSV file, in order."""
+    if not path.is_file():
+        raise PlexusError(f"{path}: no such file")
+    columns, rows = read_csv(path.read_bytes(), str(path))
+    if column not in columns:
+        raise PlexusError(f"{path}: no column {column!r}; the columns are: {', '.join(columns) or 'none'}")
+    return [row[column] or "" for row in rows]
+
+
+def predict_local(model_dir: Path, texts: list[str]) -> list[dict[str, Any]]:
+    """Classify with the local artifacts via model_fn/input_fn/predict_fn, one request per text."""
+    from plexus_train import inference
+
+    model = inference.model_fn(str(model_dir))
+    answers = []
+    for text in texts:
+        request = json.dumps({"text": text})
+        reply = inference.output_fn(inference.predict_fn(inference.input_fn(request, inference.JSON), model))
+        answers.append(json.loads(reply))
+    return answers
+
+
+def predict_endpoint(runtime: Any, endpoint: str, texts: list[str]) -> list[dict[str, Any]]:
+    """Classify by invoking a SageMaker endpoint (a sagemaker-runtime client), one request per text."""
+    answers = []
+    for text in texts:
+        reply = call(
+            runtime.invoke_endpoint,
+            f"endpoint {endpoint}",
+            EndpointName=endpoint,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps({"text": text}).encode("utf-8"),
+        )
+        body = reply["Body"].read()
+        try:
+            answers.append(json.loads(body))
+        except ValueError:
+            raise PlexusError(f"endpoint {endpoint} answered with something other than JSON: {body[:80]!r}") from None
+    return answers

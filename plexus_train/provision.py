@@ -1,0 +1,246 @@
+"""SageMaker endpoints for a score: model → endpoint config → endpoint, idempotently.
+
+Each resource is named by a hash of its content, so "same model and settings" means "same names" and a rerun
+changes nothing; a new model (or new sizing) gives a new model and config, and the endpoint is updated to it.
+Reads first, then the writes that differ, then a wait for InService.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plexus_infra.aws import call
+from plexus_infra.errors import ApplyError, PlexusError
+from plexus_train.images import image_uri
+from plexus_train.names import content_hash, sagemaker_name
+from plexus_train.outputs import Outputs
+from plexus_train.packaging import write_tarball
+from plexus_train.platforms.local import MODELS_DIR, model_dir
+from plexus_train.platforms.sagemaker import model_key, split_s3_uri
+from plexus_train.scorecards import Score
+from plexus_train.waiting import Waiter, wait
+
+VARIANT = "AllTraffic"
+ENDPOINT = Waiter(
+    "the endpoint",
+    status=lambda endpoint: endpoint["EndpointStatus"],
+    terminal=("InService", "Failed", "OutOfService"),
+    timeout=3600.0,
+    interval=15.0,
+)
+NOT_FOUND = ("ValidationException",)  # SageMaker's answer for an unknown model, config or endpoint
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """The desired model, endpoint config and endpoint, as SageMaker requests."""
+
+    endpoint_name: str
+    model: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def model_name(self) -> str:
+        return self.model["ModelName"]
+
+    @property
+    def config_name(self) -> str:
+        return self.config["EndpointConfigName"]
+
+
+@dataclass
+class ProvisionResult:
+    """+ changes: what was written, in order
+    + noops: what already matched, with why
+    """
+
+    endpoint_name: str
+    changes: list[str] = field(default_factory=list)
+    noops: list[str] = field(default_factory=list)
+
+
+def endpoint_name(score: Score) -> str:
+    return sagemaker_name(score.path)
+
+
+def variant(score: Score, model_name: str) -> dict[str, Any]:
+    """The production variant for the score's deployment target."""
+    target, sizing = score.training.deployment_target, score.training.deployment
+    if target == "sagemaker_serverless":
+        return {
+            "VariantName": VARIANT,
+            "ModelName": model_name,
+            "ServerlessConfig": {
+                "MemorySizeInMB": sizing.serverless_memory_mb,
+                "MaxConcurrency": sizing.serverless_max_concurrency,
+            },
+        }
+    if target == "sagemaker_realtime":
+        return {
+            "VariantName": VARIANT,
+            "ModelName": model_name,
+            "InstanceType": sizing.instance_type,
+            "InitialInstanceCount": sizing.instance_count,
+        }
+    raise PlexusError(
+        f"{score.source}: score {score.name!r} deploys locally (training.deployment_target: {target}); "
+        "set sagemaker_serverless or sagemaker_realtime to provision an endpoint"
+    )
+
+
+def endpoint_spec(score: Score, model_data: str, model_version: str, image: str, role_arn: str) -> EndpointSpec:
+    """Pure: the requests for `score` serving `model_data` (whose version is its S3 ETag)."""
+    container = {"Image": image, "ModelDataUrl": model_data, "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}}
+    model_name = sagemaker_name(score.path, "m" + content_hash(container, model_version, role_arn))
+    production = variant(score, model_name)
+    config_name = sagemaker_name(score.path, "c" + content_hash(production))
+    return EndpointSpec(
+        endpoint_name=endpoint_name(score),
+        model={"ModelName": model_name, "PrimaryContainer": container, "ExecutionRoleArn": role_arn},
+        config={"EndpointConfigName": config_name, "ProductionVariants": [production]},
+    )
+
+
+@dataclass
+class Provisioner:
+    """+ clients: plexus_train.aws.Clients
+    + outputs: the environment's bucket and role (the role also runs the model)
+    + reporter: a progress.StatusReporter
+    """
+
+    clients: Any
+    outputs: Outputs
+    reporter: Any
+    models_root: Path = MODELS_DIR
+    sleep: Callable[[float], None] = time.sleep
+
+    def provision(self, score: Score, model_s3_uri: str | None = None) -> ProvisionResult:
+        """Create or update the score's endpoint so it serves the model; a rerun is a no-op."""
+        variant(score, "")  # refuse a local-only score before touching anything
+        model_data, version = self.model_source(score, model_s3_uri)
+        training = score.training
+        image = image_uri(
+            training.inference_image_uri,
+            "inference",
+            training.framework_version,
+            self.clients.region,
+            training.deployment.instance_type,
+        )
+        spec = endpoint_spec(score, model_data, version, image, self.outputs.role_arn)
+        result = ProvisionResult(spec.endpoint_name)
+        sagemaker = self.clients.sagemaker
+        # Model doesn't exist and we want it?
+        if self._describe("describe_model", "ModelName", spec.model_name) is None:
+            call(sagemaker.create_model, f"model {spec.model_name}", error=ApplyError, **spec.model)
+            result.changes.append(f"created model {spec.model_name} ({model_data})")
+        else:
+            result.noops.append(f"model {spec.model_name} already exists (same image, model data and role)")
+        # Config doesn't exist and we want it?
+        if self._describe("describe_endpoint_config", "EndpointConfigName", spec.config_name) is None:
+            call(
+                sagemaker.create_endpoint_config, f"endpoint config {spec.config_name}", error=ApplyError, **spec.config
+            )
+            result.changes.append(f"created endpoint config {spec.config_name}")
+        else:
+            result.noops.append(f"endpoint config {spec.config_name} already exists")
+        endpoint = self._describe("describe_endpoint", "EndpointName", spec.endpoint_name)
+        if endpoint is None:
+            call(
+                sagemaker.create_endpoint,
+                f"endpoint {spec.endpoint_name}",
+                error=ApplyError,
+                EndpointName=spec.endpoint_name,
+                EndpointConfigName=spec.config_name,
+            )
+            result.changes.append(f"created endpoint {spec.endpoint_name}")
+        elif endpoint["EndpointConfigName"] != spec.config_name:
+            call(
+                sagemaker.update_endpoint,
+                f"endpoint {spec.endpoint_name}",
+                error=ApplyError,
+                EndpointName=spec.endpoint_name,
+                EndpointConfigName=spec.config_name,
+            )
+            result.changes.append(
+                f"updated endpoint {spec.endpoint_name}: {endpoint['EndpointConfigName']} → {spec.config_name}"
+            )
+        else:
+            result.noops.append(f"endpoint {spec.endpoint_name} already serves {spec.config_name}")
+        if result.changes or endpoint is None or endpoint["EndpointStatus"] != "InService":
+            self._wait(spec.endpoint_name)
+        return result
+
+    def model_source(self, score: Score, explicit: str | None) -> tuple[str, str]:
+        """(s3 URI, ETag) of the model to serve: the given URI, else the canonical key, else the local
+        artifacts, packaged and uploaded to the canonical key."""
+        s3, bucket = self.clients.s3, self.outputs.bucket
+        if explicit:
+            found = self._head(explicit)
+            if found is None:
+                raise PlexusError(f"--model-s3-uri {explicit}: no such object")
+            return explicit, found["ETag"]
+        canonical = f"s3://{bucket}/{model_key(score)}"
+        found = self._head(canonical)
+        if found is not None:
+            return canonical, found["ETag"]
+        local = model_dir(score, self.models_root)
+        if not (local / "config.json").is_file():
+            raise PlexusError(
+                f"no model for {score.path}: not at {canonical}, nor in {local}/; run `plexus train` first"
+            )
+        with tempfile.TemporaryDirectory() as staging:
+            tarball = write_tarball(local, Path(staging) / "model.tar.gz")
+            self.reporter.status(f"uploading {local}/ to {canonical}")
+            answer = call(
+                s3.put_object,
+                canonical,
+                error=ApplyError,
+                Bucket=bucket,
+                Key=model_key(score),
+                Body=tarball.read_bytes(),
+            )
+        return canonical, answer["ETag"]
+
+    def status(self, score: Score) -> dict[str, Any] | None:
+        """The endpoint's description plus its config's variants, or None when there is no endpoint."""
+        name = endpoint_name(score)
+        endpoint = self._describe("describe_endpoint", "EndpointName", name)
+        if endpoint is None:
+            return None
+        config = self._describe("describe_endpoint_config", "EndpointConfigName", endpoint["EndpointConfigName"])
+        return {**endpoint, "ProductionVariants": (config or {}).get("ProductionVariants", [])}
+
+    def delete(self, score: Score) -> list[str]:
+        """Delete the endpoint, its config and its models; what is already gone counts as deleted."""
+        name = endpoint_name(score)
+        endpoint = self._describe("describe_endpoint", "EndpointName", name)
+        if endpoint is None:
+            return []
+        config_name = endpoint["EndpointConfigName"]
+        config = self._describe("describe_endpoint_config", "EndpointConfigName", config_name) or {}
+        sagemaker, deleted = self.clients.sagemaker, []
+        steps = [("delete_endpoint", "EndpointName", name, "endpoint")]
+        steps.append(("delete_endpoint_config", "EndpointConfigName", config_name, "endpoint config"))
+        steps += [("delete_model", "ModelName", v["ModelName"], "model") for v in config.get("ProductionVariants", [])]
+        for method, argument, value, kind in steps:
+            call(getattr(sagemaker, method), f"{kind} {value}", absent=NOT_FOUND, error=ApplyError, **{argument: value})
+            deleted.append(f"{kind} {value}")
+        return deleted
+
+    def _describe(self, method: str, argument: str, name: str) -> dict[str, Any] | None:
+        return call(getattr(self.clients.sagemaker, method), name, absent=NOT_FOUND, **{argument: name})
+
+    def _head(self, uri: str) -> dict[str, Any] | None:
+        bucket, key = split_s3_uri(uri)
+        return call(self.clients.s3.head_object, uri, absent=("404", "NoSuchKey"), Bucket=bucket, Key=key)
+
+    def _wait(self, name: str) -> None:
+        describe = lambda: call(self.clients.sagemaker.describe_endpoint, name, EndpointName=name)  # noqa: E731
+        endpoint = wait(ENDPOINT, describe, self.reporter.status, sleep=self.sleep)
+        if endpoint["EndpointStatus"] != "InService":
+            raise PlexusError(f"endpoint {name} is {endpoint['EndpointStatus']}: {endpoint.get('FailureReason', '')}")

@@ -1,0 +1,39 @@
+"""The `plexus` command line: fast help, thin shell."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.helpers import ROOT, run_cli
+from tests.train.conftest import cli_env
+
+HEAVY = ("torch", "transformers", "sagemaker", "boto3")
+
+
+def test_importing_the_cli_and_help_load_nothing_heavy() -> None:
+    probe = (
+        "import sys, contextlib, io\n"
+        "import plexus_train.cli as cli\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    cli.main(['--help'])\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    cli.main(['train', '--help'])\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_cli("--help", module="plexus_train", env=cli_env())
+    assert result.returncode == 0
+    assert all(command in result.stdout for command in ("train", "provision", "predict"))
+
+
+def test_unknown_scorecard_is_one_line_and_exit_one(tmp_path) -> None:
+    (tmp_path / "scorecards").mkdir()
+    result = run_cli("train", "--scorecard", "x", "--score", "y", module="plexus_train", cwd=tmp_path, env=cli_env())
+    assert result.returncode == 1
+    assert result.stderr == "error: no scorecard 'x' under scorecards/; found: none\n"

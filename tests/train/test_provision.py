@@ -1,0 +1,140 @@
+"""`plexus provision endpoint|status|delete` against the moto server. moto has no update_endpoint, so that one
+call is made through botocore's Stubber (on a second client) while every other call goes to moto."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from plexus_infra.errors import PlexusError
+from plexus_train.aws import Clients
+from plexus_train.outputs import Outputs
+from plexus_train.provision import Provisioner, endpoint_spec
+from plexus_train.scorecards import find_score
+from tests.helpers import run_cli
+from tests.train.conftest import cli_env
+from tests.train.test_sagemaker import BUCKET, ROLE, Recorder, publish_outputs
+
+ENDPOINT = "test-scorecard-v-1-0-ticket-topic"
+CANONICAL = "models/test-scorecard-v-1-0/ticket-topic/model.tar.gz"
+
+
+def provisioner(root: Path) -> Provisioner:
+    return Provisioner(Clients("us-east-1"), Outputs(BUCKET, ROLE), Recorder(), models_root=root, sleep=lambda _: None)
+
+
+def test_local_artifacts_are_packaged_then_a_rerun_is_a_no_op(sandbox, trained: Path, monkeypatch) -> None:
+    monkeypatch.chdir(trained)
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    first = provisioner(trained / "models").provision(score)
+    assert [c.split(" ")[:2] for c in first.changes] == [
+        ["created", "model"],
+        ["created", "endpoint"],
+        ["created", "endpoint"],
+    ]
+    assert boto3.client("s3").head_object(Bucket=BUCKET, Key=CANONICAL)["ContentLength"] > 0
+    endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT)
+    assert endpoint["EndpointStatus"] == "InService"
+    config = boto3.client("sagemaker").describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+
+    again = provisioner(trained / "models").provision(score)
+    assert again.changes == []
+    assert (
+        len(again.noops) == 3
+        and again.noops[2] == f"endpoint {ENDPOINT} already serves {endpoint['EndpointConfigName']}"
+    )
+
+
+def test_a_new_model_gives_a_new_config_and_updates_the_endpoint(sandbox, trained: Path, monkeypatch) -> None:
+    monkeypatch.chdir(trained)
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    chosen = provisioner(trained / "models")
+    chosen.provision(score)
+    old_config = boto3.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=CANONICAL, Body=b"a newer model archive")
+
+    real = chosen.clients.sagemaker
+    stubbed = boto3.client("sagemaker")
+    stubber = Stubber(stubbed)
+    expected = {"EndpointName": ENDPOINT, "EndpointConfigName": _new_config_name(chosen, score)}
+    stubber.add_response(
+        "update_endpoint", {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"}, expected
+    )
+    real.update_endpoint = stubbed.update_endpoint  # moto lacks UpdateEndpoint: this call alone is stubbed
+    with stubber:
+        result = chosen.provision(score)
+        stubber.assert_no_pending_responses()
+    assert result.changes[0].startswith("created model") and result.changes[1].startswith("created endpoint config")
+    assert result.changes[2] == f"updated endpoint {ENDPOINT}: {old_config} → {expected['EndpointConfigName']}"
+
+
+def _new_config_name(chosen: Provisioner, score) -> str:
+    etag = boto3.client("s3").head_object(Bucket=BUCKET, Key=CANONICAL)["ETag"]
+    image = score.training.inference_image_uri
+    return endpoint_spec(score, f"s3://{BUCKET}/{CANONICAL}", etag, image, ROLE).config_name
+
+
+def test_status_and_delete_through_the_cli(sandbox, trained: Path) -> None:
+    publish_outputs()
+    work = trained.parent / "cli-project"
+    shutil.copytree(trained, work, dirs_exist_ok=True)
+    base = ["--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--env", "test"]
+
+    def plexus(*args: str):
+        return run_cli(*args, *base, module="plexus_train", cwd=work, env=cli_env())
+
+    assert plexus("provision", "status").returncode == 1
+    created = plexus("provision", "endpoint")
+    assert created.returncode == 0, created.stderr
+    assert f"endpoint {ENDPOINT}: InService (updated)" in created.stdout
+    rerun = plexus("provision", "endpoint")
+    assert "InService (no changes)" in rerun.stdout and "+ created" not in rerun.stdout
+    status = plexus("provision", "status")
+    assert status.returncode == 0 and f"endpoint {ENDPOINT}: InService" in status.stdout
+    deleted = plexus("provision", "delete")
+    assert deleted.returncode == 0 and deleted.stdout.count("deleted") == 3
+    assert plexus("provision", "delete").stdout.startswith("no-op: no endpoint")
+    assert boto3.client("sagemaker").list_models()["Models"] == []
+
+
+def test_serverless_and_realtime_variants_and_local_targets(project: Path) -> None:
+    from dataclasses import replace
+
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    realtime = replace(score, training=replace(score.training, deployment_target="sagemaker_realtime"))
+    spec = endpoint_spec(realtime, "s3://b/m.tar.gz", '"etag"', "image", ROLE)
+    assert spec.config["ProductionVariants"][0]["InstanceType"] == "ml.m5.large"
+    assert len(spec.config_name) <= 63 and len(spec.model_name) <= 63
+    assert endpoint_spec(realtime, "s3://b/m.tar.gz", '"other"', "image", ROLE).model_name != spec.model_name
+    local = replace(score, training=replace(score.training, deployment_target="local"))
+    with pytest.raises(PlexusError, match="deploys locally"):
+        endpoint_spec(local, "s3://b/m.tar.gz", '"etag"', "image", ROLE)
+
+
+def test_predict_through_an_endpoint_sends_the_json_contract() -> None:
+    import io
+    import json
+
+    from plexus_train.predict import predict_endpoint
+
+    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    answer = {"value": "billing", "confidence": 0.9, "probabilities": {"billing": 0.9, "shipping": 0.1}}
+    with Stubber(runtime) as stubber:
+        stubber.add_response(
+            "invoke_endpoint",
+            {"Body": io.BytesIO(json.dumps(answer).encode())},
+            {
+                "EndpointName": "e",
+                "ContentType": "application/json",
+                "Accept": "application/json",
+                "Body": b'{"text": "refund"}',
+            },
+        )
+        assert predict_endpoint(runtime, "e", ["refund"]) == [answer]

@@ -1,0 +1,95 @@
+"""Scorecards and scores: both layouts, Plexus's key rule, schema errors with file:line:column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from plexus_infra.errors import ManifestError, PlexusError
+from plexus_train.scorecards import find_score, key_of
+from tests.helpers import run_cli
+from tests.train.conftest import cli_env
+
+
+def test_key_rule_matches_plexus() -> None:
+    assert key_of("A Test Scorecard v 1.0") == "a-test-scorecard-v-1-0"
+    assert key_of("  Ticket -- Topic! ") == "ticket-topic"
+    assert key_of("snake_case stays") == "snake_case-stays"
+
+
+@given(st.text())
+def test_key_is_idempotent_and_trimmed(name: str) -> None:
+    key = key_of(name)
+    assert key_of(key) == key
+    assert not key.startswith("-") and not key.endswith("-")
+    assert key == key.lower()
+
+
+def test_whole_scorecard_layout_found_by_name_or_key(project: Path) -> None:
+    by_name = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    by_key = find_score("test-scorecard-v-1-0", "ticket-topic")
+    assert by_name == by_key
+    assert by_name.path == "test-scorecard-v-1-0/ticket-topic"
+    assert by_name.config.epochs == 2 and by_name.config.trainable_layers == 2
+    assert by_name.training.deployment.serverless_memory_mb == 2048
+
+
+def test_per_score_layout_and_explicit_key_wins(project: Path) -> None:
+    folder = project / "scorecards" / "Call Quality"
+    folder.mkdir()
+    (folder / "Agent Greeting.yaml").write_text("name: Agent Greeting\nkey: greeting\nclass: BERTClassifier\n")
+    score = find_score("call-quality", "Agent Greeting")
+    assert (score.scorecard_name, score.scorecard_key, score.key) == ("Call Quality", "call-quality", "greeting")
+    assert find_score("Call Quality", "greeting") == score
+
+
+def test_unknown_score_lists_what_exists(project: Path) -> None:
+    with pytest.raises(PlexusError, match="has no score 'Nope'; it has: Ticket Topic"):
+        find_score("Test Scorecard v 1.0", "Nope")
+    with pytest.raises(PlexusError, match=r"no scorecard 'Missing'.*found: Test Scorecard v 1.0"):
+        find_score("Missing", "Ticket Topic")
+
+
+def test_bad_score_yaml_reports_every_problem_with_its_line(project: Path) -> None:
+    (project / "scorecards" / "bad.yaml").write_text(
+        "name: Bad\n"
+        "scores:\n"
+        "  - name: Broken\n"
+        "    class: BERTClassifier\n"
+        "    number_of_epochs: many\n"
+        "    colour: blue\n"
+        "    training:\n"
+        "      deployment:\n"
+        "        serverless_memory_mb: 1000\n"
+    )
+    with pytest.raises(ManifestError) as caught:
+        find_score("Bad", "Broken")
+    shown = [str(p) for p in caught.value.problems]
+    assert any(s.startswith("scorecards/bad.yaml:5:23: scores[0].number_of_epochs: expected integer") for s in shown)
+    assert any(s.startswith("scorecards/bad.yaml:6:5: scores[0].colour: unknown field") for s in shown)
+    assert any(
+        s.startswith("scorecards/bad.yaml:9:31: scores[0].training.deployment.serverless_memory_mb") for s in shown
+    )
+
+
+def test_cli_prints_schema_errors_one_per_line_without_traceback(project: Path) -> None:
+    (project / "scorecards" / "bad.yaml").write_text("name: Bad\nscores:\n  - name: Broken\n    class: SVM\n")
+    result = run_cli(
+        "train", "--scorecard", "Bad", "--score", "Broken", module="plexus_train", cwd=project, env=cli_env()
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip() == 'error: scorecards/bad.yaml:4:12: scores[0].class: must be "BERTClassifier"; got "SVM"'
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_duplicate_keys_are_errors_not_silent_overrides(project: Path) -> None:
+    (project / "scorecards" / "dup.yaml").write_text(
+        "name: Dup\nscores:\n  - name: A\n    class: BERTClassifier\n    batch_size: 8\n    batch_size: 9\n"
+    )
+    with pytest.raises(ManifestError, match=r"dup.yaml:6:5: scores\[0\].batch_size: duplicate key"):
+        find_score("Dup", "A")
