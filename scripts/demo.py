@@ -30,8 +30,8 @@ INFRA_STEPS: list[tuple[list[str], tuple[int, ...]]] = [
 TRAINING_STEPS: list[tuple[list[str], tuple[int, ...]]] = [
     (["python", "-m", "plexus_train.tinymodel", "build/tiny-bert", "--vocab-from", "datasources/support_tickets.csv"],
      (0,)),
-    (["plexus", "train", "--scorecard", "Demo Support", "--score", "Ticket Topic", "--yaml", "--data", "support-tickets"],
-     (0,)),
+    (["plexus", "train", "--scorecard", "Demo Support", "--score", "Ticket Topic", "--yaml",
+      "--data", "support-tickets"], (0,)),
     (["plexus", "predict", "--scorecard", "demo-support", "--score", "ticket-topic", "--text",
       "the courier never arrived"], (0,)),
 ]  # fmt: skip
