@@ -6,18 +6,27 @@ AWS, so a bad manifest never reaches plan or apply.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import ipaddress
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from plexus_infra.errors import ManifestError, Problem
-from plexus_infra.manifest.loader import Path_, YamlDocument, load_yaml
+from plexus_infra.manifest.loader import (
+    Path_,
+    YamlDocument,
+    parse_yaml,
+    printable,
+    read_text,
+    yaml_type_name,
+)
 from plexus_infra.manifest.model import (
     ABORT_MULTIPART_RULE_ID,
     NONCURRENT_RULE_ID,
@@ -32,12 +41,21 @@ MAX_SHOWN_VALUE = 60
 # S3's waterfall: a transition may only go to a class further down this list.
 STORAGE_CLASS_ORDER = ("STANDARD_IA", "INTELLIGENT_TIERING", "ONEZONE_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
 MIN_DAYS_FOR_CLASS = {"STANDARD_IA": 30, "ONEZONE_IA": 30}
+# Objects must stay this long in an IA class before a lifecycle rule may move them on.
+MIN_DAYS_IN_CLASS = {"STANDARD_IA": 30, "ONEZONE_IA": 30}
+UNSUPPORTED_TRANSITIONS = {("ONEZONE_IA", "GLACIER_IR")}
 
-REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
-ACCOUNT_ID = re.compile(r"^\d{12}$")
-ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-SSM_NAME = re.compile(r"^(/[a-zA-Z0-9_.-]+)+$")
+# Full matches of ASCII text: `$` and `\d` would also accept a trailing newline and non-ASCII digits.
+REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}", re.ASCII)
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
+ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+BUCKET_CHARS = re.compile(r"[a-z0-9.-]*")
+BUCKET_ENDS = re.compile(r"[a-z0-9](.*[a-z0-9])?", re.DOTALL)
+SSM_NAME = re.compile(r"(/[a-zA-Z0-9_.-]+)+")
+TAG_PUNCTUATION = "_.:/=+-@"
+RESERVED_TAG_PREFIXES = ("aws:", "plexus:")
+# IAM's description pattern: tab, newline, carriage return and printable Latin-1.
+ROLE_DESCRIPTION = re.compile(r"[\t\n\r\u0020-\u007E\u00A1-\u00FF]*")
 
 
 @functools.cache
@@ -46,11 +64,32 @@ def manifest_schema() -> dict[str, Any]:
     return json.loads(resources.files("plexus_infra.manifest").joinpath("schema.json").read_text("utf-8"))
 
 
+@functools.cache
+def _validator_class() -> Any:
+    """Draft 2020-12 as YAML users expect it: `30.0` is not an integer, and a pattern's `$` is the end of the
+    text (Python's `re` would also let `$` match before a trailing newline, unlike ECMA 262)."""
+    from jsonschema import Draft202012Validator, ValidationError, validators
+
+    def is_integer(_checker: Any, value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def pattern(_validator: Any, regex: str, instance: Any, _schema: Any) -> Iterator[Any]:
+        if isinstance(instance, str) and not _ecma_pattern(regex).search(instance):
+            yield ValidationError(f"{instance!r} does not match {regex!r}")
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", is_integer)
+    return validators.extend(Draft202012Validator, validators={"pattern": pattern}, type_checker=checker)
+
+
+@functools.cache
+def _ecma_pattern(regex: str) -> re.Pattern[str]:
+    """Compile a schema pattern so that a final `$` means the end of the text, as in ECMA 262."""
+    return re.compile(re.sub(r"(?<!\\)\$$", r"\\Z", regex))
+
+
 def schema_problems(doc: YamlDocument, schema: dict[str, Any]) -> list[Problem]:
     """Every JSON Schema violation in `doc`, each located and worded for a person; reusable for any schema."""
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(schema)
+    validator = _validator_class()(schema)
     problems: list[Problem] = []
     for error in sorted(validator.iter_errors(doc.data), key=lambda e: [str(p) for p in e.absolute_path]):
         problems.extend(_explain(doc, error))
@@ -58,51 +97,57 @@ def schema_problems(doc: YamlDocument, schema: dict[str, Any]) -> list[Problem]:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = printable(json.dumps(value, ensure_ascii=False, default=str))
     return text if len(text) <= MAX_SHOWN_VALUE else text[: MAX_SHOWN_VALUE - 1] + "…"
 
 
+def _type_message(expected: Any, instance: Any) -> str:
+    message = f"expected {expected}, got {yaml_type_name(instance)} {_shown(instance)}"
+    if expected == "string" and isinstance(instance, int | float | datetime.date):
+        message += "; quote it to keep it text"
+    return message
+
+
+SIZE_KEYWORDS = frozenset(
+    ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "maxProperties", "uniqueItems")
+)
+
+
 def _explain(doc: YamlDocument, error: Any) -> Iterator[Problem]:
+    """One error from jsonschema → the Problems a person should read (one per unknown or missing field)."""
     path: Path_ = tuple(error.absolute_path)
-    kind = error.validator
-    if kind == "additionalProperties" and isinstance(error.instance, dict):
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
         for key in error.instance:
             if key not in allowed:
-                hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
                 yield doc.problem((*path, key), f"unknown field{hint}", key=True)
-    elif kind == "required" and isinstance(error.instance, dict):
+    elif error.validator == "required" and isinstance(error.instance, dict):
         for key in error.validator_value:
             if key not in error.instance:
-                yield doc.problem(path, f"required field '{key}' is missing")
-    elif kind == "type":
-        yield doc.problem(path, f"expected {error.validator_value}, got {_shown(error.instance)}")
-    elif kind == "enum":
-        yield doc.problem(
-            path, f"must be one of {', '.join(map(str, error.validator_value))}; got {_shown(error.instance)}"
-        )
-    elif kind == "const":
-        yield doc.problem(path, f"must be {_shown(error.validator_value)}; got {_shown(error.instance)}")
-    elif kind == "anyOf" and error.schema.get("anyOf") and all("required" in s for s in error.schema["anyOf"]):
-        options = " or ".join(f"'{s['required'][0]}'" for s in error.schema["anyOf"])
-        yield doc.problem(path, f"needs {options}")
-    elif kind == "pattern":
-        yield doc.problem(path, f"{_shown(error.instance)} does not match {error.validator_value}")
-    elif kind == "propertyNames":
-        yield doc.problem(path, f"key {_shown(error.instance)} is not allowed here ({error.message})")
-    elif kind in (
-        "minimum",
-        "maximum",
-        "minLength",
-        "maxLength",
-        "minItems",
-        "maxItems",
-        "maxProperties",
-        "uniqueItems",
-    ):
-        yield doc.problem(path, f"{error.message.replace(repr(error.instance), _shown(error.instance))}")
+                yield doc.problem(path, "required field is missing", field=(*path, key))
+    elif "propertyNames" in error.schema_path:  # the error is about a key: locate and name the key
+        yield doc.problem((*path, error.instance), f"key {_reason(error)}", key=True)
     else:
-        yield doc.problem(path, error.message if len(error.message) < 200 else error.message[:199] + "…")
+        yield doc.problem(path, _reason(error))
+
+
+def _reason(error: Any) -> str:
+    """What is wrong with the value, in one line."""
+    kind, expected, instance = error.validator, error.validator_value, error.instance
+    if kind == "type":
+        return _type_message(expected, instance)
+    if kind == "enum":
+        return f"must be one of {', '.join(map(str, expected))}; got {_shown(instance)}"
+    if kind == "const":
+        return f"must be {_shown(expected)}; got {_shown(instance)}"
+    if kind == "anyOf" and expected and all("required" in option for option in expected):
+        return "needs " + " or ".join(f"'{option['required'][0]}'" for option in expected)
+    if kind == "pattern":
+        return f"{_shown(instance)} does not match {expected}"
+    message = error.message.replace(repr(instance), _shown(instance)) if kind in SIZE_KEYWORDS else error.message
+    message = " ".join(message.split())
+    return message if len(message) < 200 else message[:199] + "…"
 
 
 # --- AWS rules ------------------------------------------------------------------------------------------
@@ -123,28 +168,38 @@ def _get(data: Any, *keys: str | int, default: Any = None) -> Any:
 
 
 def bucket_name_errors(name: str) -> list[str]:
-    """S3's bucket naming rules (general purpose buckets)."""
+    """S3's bucket naming rules (general purpose buckets); one message per rule broken.
+
+    Example: `bucket_name_errors("my..bucket") == ["must not contain two adjacent dots"]`
+    """
     errors = []
     if not 3 <= len(name) <= 63:
         errors.append(f"must be 3 to 63 characters long (is {len(name)})")
-    if not BUCKET_NAME.match(name):
-        errors.append(
-            "may only hold lowercase letters, digits, dots and hyphens, and must begin and end with a letter or digit"
-        )
+    if not BUCKET_CHARS.fullmatch(name):
+        errors.append("may only hold lowercase letters, digits, dots and hyphens")
+    elif name and not BUCKET_ENDS.fullmatch(name):
+        errors.append("must begin and end with a letter or digit")
     if ".." in name:
         errors.append("must not contain two adjacent dots")
-    try:
-        ipaddress.IPv4Address(name)
+    if _is_ipv4(name):
         errors.append("must not be formatted as an IP address")
-    except ValueError:
-        pass
-    for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
-        if name.startswith(prefix):
-            errors.append(f"must not start with '{prefix}'")
-    for suffix in ("-s3alias", "--ol-s3", "--x-s3", ".mrap"):
-        if name.endswith(suffix):
-            errors.append(f"must not end with '{suffix}'")
+    errors += [
+        f"must not start with '{prefix}'" for prefix in ("xn--", "sthree-", "amzn-s3-demo-") if name.startswith(prefix)
+    ]
+    errors += [
+        f"must not end with '{suffix}'"
+        for suffix in ("-s3alias", "--ol-s3", "--x-s3", ".mrap")
+        if name.endswith(suffix)
+    ]
     return errors
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _bucket_name(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
@@ -161,21 +216,43 @@ def _bucket_name(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
 
 def _region_and_account(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
     region = _get(data, "region")
-    if isinstance(region, str) and not REGION.match(region):
+    if isinstance(region, str) and not REGION.fullmatch(region):
         yield ("region",), f"{_shown(region)} is not an AWS region name (like us-east-1)"
     account = _get(data, "account_id")
-    if isinstance(account, str) and not ACCOUNT_ID.match(account):
-        yield ("account_id",), f"{_shown(account)} is not a 12-digit AWS account id (quote it in YAML)"
+    if isinstance(account, str) and not ACCOUNT_ID.fullmatch(account):
+        yield ("account_id",), f"{_shown(account)} is not a 12-digit AWS account id"
 
 
-def _role_name(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
+def _role(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
     explicit = _get(data, "role", "name")
     env = _get(data, "environment")
     name, path = (explicit, ("role", "name")) if isinstance(explicit, str) else (None, ("environment",))
     if name is None and isinstance(env, str):
         name = f"plexus-{env}-sagemaker-training"
-    if isinstance(name, str) and not ROLE_NAME.match(name):
+    if isinstance(name, str) and not ROLE_NAME.fullmatch(name):
         yield path, f"IAM role name {_shown(name)} must be 1 to 64 characters of letters, digits and +=,.@_-"
+    description = _get(data, "role", "description")
+    if isinstance(description, str) and not ROLE_DESCRIPTION.fullmatch(description):
+        yield ("role", "description"), "IAM role descriptions may only hold printable Latin-1 characters"
+
+
+def _tag_text_ok(text: str) -> bool:
+    """AWS's tag pattern `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`: letters, separators, numbers and `_.:/=+-@`."""
+    return all(c in TAG_PUNCTUATION or unicodedata.category(c)[0] in "LZN" for c in text)
+
+
+def _tags(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
+    tags = _get(data, "tags")
+    if not isinstance(tags, dict):
+        return
+    allowed = f"letters, digits, spaces and {' '.join(TAG_PUNCTUATION)}"
+    for key, value in tags.items():
+        if key.lower().startswith(RESERVED_TAG_PREFIXES):
+            yield ("tags", key), "tag keys must not start with aws: (reserved by AWS) or plexus: (the tool's own tags)"
+        elif not _tag_text_ok(key):
+            yield ("tags", key), f"tag keys may only hold {allowed}"
+        elif isinstance(value, str) and not _tag_text_ok(value):
+            yield ("tags", key), f"tag values may only hold {allowed}"
 
 
 def _parameter_prefix(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
@@ -184,9 +261,9 @@ def _parameter_prefix(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
         return
     path = ("outputs", "parameter_prefix")
     longest = prefix.rstrip("/") + "/sagemaker-training-role-arn"
-    if not SSM_NAME.match(longest):
+    if not SSM_NAME.fullmatch(longest):
         yield path, f"{_shown(prefix)} is not a valid SSM parameter path (start with /; letters, digits, _ . - /)"
-    elif re.match(r"^/?(aws|ssm)", longest, re.IGNORECASE):
+    elif re.match(r"/?(aws|ssm)", longest, re.IGNORECASE):
         yield path, "SSM parameter names must not begin with 'aws' or 'ssm'"
     elif len(longest) > 1011 or longest.count("/") > 15:
         yield path, "SSM parameter names are limited to 1011 characters and 15 levels"
@@ -212,49 +289,63 @@ def _lifecycle(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
         here: Path_ = (*base, index)
         rule_id = rule.get("id")
         if isinstance(rule_id, str):
-            if len(rule_id) > MAX_RULE_ID_LENGTH:
-                yield (*here, "id"), f"rule id is {len(rule_id)} characters; S3 allows {MAX_RULE_ID_LENGTH}"
-            if rule_id in (ABORT_MULTIPART_RULE_ID, NONCURRENT_RULE_ID):
-                yield (*here, "id"), f"'{rule_id}' is reserved for the housekeeping rule"
-            if rule_id in seen:
-                yield (*here, "id"), f"duplicate rule id {_shown(rule_id)} (also rules[{seen[rule_id]}])"
+            yield from (((*here, "id"), message) for message in _rule_id_errors(rule_id, seen))
             seen.setdefault(rule_id, index)
         yield from _transitions(rule, here)
 
 
+def _rule_id_errors(rule_id: str, seen: dict[str, int]) -> Iterator[str]:
+    if len(rule_id) > MAX_RULE_ID_LENGTH:
+        yield f"rule id is {len(rule_id)} characters; S3 allows {MAX_RULE_ID_LENGTH}"
+    if rule_id in (ABORT_MULTIPART_RULE_ID, NONCURRENT_RULE_ID):
+        yield f"'{rule_id}' is reserved for the housekeeping rule"
+    if rule_id in seen:
+        yield f"duplicate rule id {_shown(rule_id)} (also rules[{seen[rule_id]}])"
+
+
+def _is_transition(value: Any) -> bool:
+    days = value.get("days") if isinstance(value, dict) else None
+    return isinstance(days, int) and not isinstance(days, bool) and value.get("storage_class") in STORAGE_CLASS_ORDER
+
+
 def _transitions(rule: dict[str, Any], here: Path_) -> Iterator[tuple[Path_, str]]:
+    """S3's transition rules, checked on the transitions the schema accepted (each against the one before)."""
     transitions = rule.get("transitions")
-    valid = [
-        (i, t)
-        for i, t in enumerate(transitions if isinstance(transitions, list) else [])
-        if isinstance(t, dict) and isinstance(t.get("days"), int) and t.get("storage_class") in STORAGE_CLASS_ORDER
-    ]
-    previous: tuple[int, dict[str, Any]] | None = None
+    valid = [(i, t) for i, t in enumerate(transitions if isinstance(transitions, list) else []) if _is_transition(t)]
+    previous: dict[str, Any] | None = None
     for index, transition in valid:
         path: Path_ = (*here, "transitions", index)
         minimum = MIN_DAYS_FOR_CLASS.get(transition["storage_class"], 0)
         if transition["days"] < minimum:
             yield (*path, "days"), f"{transition['storage_class']} transitions need at least {minimum} days"
         if previous is not None:
-            _, before = previous
-            if transition["days"] <= before["days"]:
-                yield (*path, "days"), f"must be later than the previous transition ({before['days']} days)"
-            order = STORAGE_CLASS_ORDER.index
-            if order(transition["storage_class"]) <= order(before["storage_class"]):
-                yield (
-                    (*path, "storage_class"),
-                    (f"{transition['storage_class']} is not colder than {before['storage_class']}"),
-                )
-        previous = (index, transition)
+            yield from _transition_step(previous, transition, path)
+        previous = transition
     expiration = rule.get("expiration_days")
-    if previous is not None and isinstance(expiration, int) and expiration <= previous[1]["days"]:
-        yield (*here, "expiration_days"), f"must be later than the last transition ({previous[1]['days']} days)"
+    if previous is not None and isinstance(expiration, int) and expiration <= previous["days"]:
+        yield (*here, "expiration_days"), f"must be later than the last transition ({previous['days']} days)"
+
+
+def _transition_step(before: dict[str, Any], after: dict[str, Any], path: Path_) -> Iterator[tuple[Path_, str]]:
+    """One transition following another: later, colder, a supported move, and after the minimum stay."""
+    earlier, warmer = before["storage_class"], after["storage_class"]
+    stay = MIN_DAYS_IN_CLASS.get(earlier, 0)
+    if after["days"] <= before["days"]:
+        yield (*path, "days"), f"must be later than the previous transition ({before['days']} days)"
+    elif after["days"] - before["days"] < stay:
+        yield (*path, "days"), f"objects must stay {stay} days in {earlier} (until day {before['days'] + stay})"
+    order = STORAGE_CLASS_ORDER.index
+    if order(warmer) <= order(earlier):
+        yield (*path, "storage_class"), f"{warmer} is not colder than {earlier}"
+    elif (earlier, warmer) in UNSUPPORTED_TRANSITIONS:
+        yield (*path, "storage_class"), f"S3 cannot move objects from {earlier} to {warmer}"
 
 
 AWS_RULES: tuple[Rule, ...] = (
     _bucket_name,
     _region_and_account,
-    _role_name,
+    _role,
+    _tags,
     _parameter_prefix,
     _encryption,
     _lifecycle,
@@ -268,13 +359,25 @@ def aws_problems(doc: YamlDocument) -> list[Problem]:
     return [doc.problem(path, message) for rule in AWS_RULES for path, message in rule(doc.data)]
 
 
+def first_layer_wins(*layers: list[Problem]) -> list[Problem]:
+    """Merge problem lists, dropping a later layer's problem at a place (field, line, column) an earlier layer
+    already reported: an unreadable value is not also "expected string, got null", and a name the schema
+    rejected needs no AWS rule's word after it."""
+    merged: list[Problem] = []
+    for layer in layers:
+        reported = {(p.field, p.line, p.column) for p in merged}
+        merged += [p for p in layer if (p.field, p.line, p.column) not in reported]
+    return merged
+
+
 def manifest_problems(doc: YamlDocument) -> list[Problem]:
-    """All problems of one loaded manifest: schema and AWS rules, in file order."""
+    """All problems of one loaded manifest: the loader's, the schema's and the AWS rules', in file order."""
+    if doc.data is None:
+        return [*doc.problems, doc.problem((), "the manifest is empty; expected a mapping of fields")]
     if not isinstance(doc.data, dict):
-        return [doc.problem((), f"a manifest is a mapping of fields; got {type(doc.data).__name__}")]
-    problems = schema_problems(doc, manifest_schema()) + aws_problems(doc)
-    unique = dict.fromkeys(problems)
-    return sorted(unique, key=lambda p: (p.line or 0, p.column or 0))
+        return [*doc.problems, doc.problem((), f"a manifest is a mapping of fields; got {yaml_type_name(doc.data)}")]
+    problems = first_layer_wins(list(doc.problems), schema_problems(doc, manifest_schema()), aws_problems(doc))
+    return sorted(dict.fromkeys(problems), key=lambda p: (p.line or 0, p.column or 0))
 
 
 def load_environment(path: str | Path) -> Environment:
@@ -282,9 +385,10 @@ def load_environment(path: str | Path) -> Environment:
 
     Example: `load_environment("environments/staging.yaml").bucket.name == "plexus-staging-training"`
     """
-    doc = load_yaml(path, what="manifest")
+    text = read_text(path, what="manifest")
+    doc = parse_yaml(text, str(path), strict=False)
     problems = manifest_problems(doc)
     if problems:
         raise ManifestError(problems)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return environment_from_data(doc.data, source=str(path), digest=digest)
