@@ -7,17 +7,23 @@ No AWS or diff logic lives here, and nothing heavy is imported before a command 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from plexus_infra import __version__
 
+# Stable exit codes (docs/ci.md). 2 means "changes present" for plan --detailed-exitcode and
+# ci --plan-only --detailed-exitcode, and "live state drifted" for ci --drift-check.
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_DRIFT = EXIT_CHANGES
 EXIT_INTERRUPTED = 130
 
 ENVIRONMENTS_DIR = "environments"
@@ -46,6 +52,17 @@ def _add_aws_flags(parser: argparse.ArgumentParser) -> None:
 def _add_write_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--verbose", "-v", action="store_true", help="also list resources that need nothing")
+    _add_lock_flags(parser)
+
+
+def _add_lock_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another run's lock on the environment (default 0: fail at once)",
+    )
 
 
 def _targets(args: argparse.Namespace) -> list[str]:
@@ -102,6 +119,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(outputs)
     _add_aws_flags(outputs)
     outputs.add_argument("--json", action="store_true", help="print JSON")
+
+    unlock = commands.add_parser(
+        "force-unlock", help="break an environment's lock left by a run that died (the lock id is required)"
+    )
+    unlock.add_argument("lock_id", metavar="LOCK_ID", help="the id named in the lock conflict message")
+    _add_target(unlock)
+    unlock.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
+    unlock.add_argument("--force", action="store_true", help="also break a lock that has not expired yet")
+
+    ci = commands.add_parser(
+        "ci",
+        help="the CI step: environment from the branch, validate, plan to artifacts, apply that saved plan",
+        description="Pick the environment from the branch (main → production, staging → staging; see "
+        "docs/ci.md), validate, save the plan as text and JSON artifacts, then apply exactly that saved plan. "
+        "Other branches only plan. Exit codes: 0 ok, 1 error, 2 drift (--drift-check) or changes "
+        "(--plan-only --detailed-exitcode).",
+    )
+    ci.add_argument("--branch", help="the branch (default: GITHUB_REF_NAME, CODEBUILD_*, CI_COMMIT_BRANCH, git)")
+    ci.add_argument("--env", metavar="NAME", help="environment for plan-only and drift runs (default: the branch's)")
+    ci_mode = ci.add_mutually_exclusive_group()
+    ci_mode.add_argument("--plan-only", action="store_true", help="plan and save artifacts, never apply (PRs)")
+    ci_mode.add_argument(
+        "--drift-check", action="store_true", help="plan only; exit 2 when live state differs from the manifest"
+    )
+    ci.add_argument("--artifacts", metavar="DIR", default="plan-artifacts", help="where plan.json/plan.txt go")
+    ci.add_argument(
+        "--detailed-exitcode", action="store_true", help="with --plan-only: exit 2 when the plan has changes"
+    )
+    ci.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
+    ci.add_argument("--verbose", "-v", action="store_true", help="also list resources that need nothing")
+    _add_lock_flags(ci)
 
     sandbox = commands.add_parser("sandbox", help="run a local AWS (moto) on 127.0.0.1 until Ctrl-C")
     sandbox.add_argument("--port", type=int, default=4566, help="port to listen on (default 4566)")
@@ -161,15 +209,14 @@ def _report_stats(args: argparse.Namespace, session: Any) -> None:
 def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
-    from plexus_infra.engine import make_plan
-    from plexus_infra.render import plan_text, print_plan
+    from plexus_infra.engine import make_plan, save_plan
+    from plexus_infra.render import print_plan
 
     session = _session(args, _targets(args)[0])
     plan, _ = make_plan(session, "destroy" if args.destroy else "apply")
     _report_stats(args, session)
     if args.out:
-        Path(args.out).write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
-        Path(args.out).with_suffix(".txt").write_text(plan_text(plan, verbose=True) + "\n", encoding="utf-8")
+        save_plan(plan, args.out)
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
@@ -192,58 +239,76 @@ def _confirm(args: argparse.Namespace, question: str) -> None:
 
 
 def _converge(args: argparse.Namespace, operation: str) -> int:
-    from plexus_infra.engine import check_adoption, execute, make_plan
-    from plexus_infra.render import apply_progress, console, print_plan
+    from plexus_infra.engine import converge, load_saved_plan
+    from plexus_infra.render import print_plan
 
-    manifest, saved = _manifest_and_saved_plan(args)
-    session = _session(args, manifest)
-    plan, _ = make_plan(session, operation)
-    if saved is not None:
-        _refuse_if_stale(saved, plan, args.manifest)
-    print_plan(plan, verbose=args.verbose)
+    target = _targets(args)[0]
+    saved = load_saved_plan(target) if target.endswith(".json") else None
+    session = _session(args, saved.manifest if saved else target)
+    with contextlib.ExitStack() as stack:
+        hooks = _hooks(
+            args,
+            stack,
+            show_plan=lambda plan: print_plan(plan, verbose=args.verbose),
+            confirm=None if saved else lambda plan: _confirm(args, f"Do you want to {operation} {plan.environment}?"),
+        )
+        adopt = getattr(args, "adopt", False)
+        outcome = converge(session, operation, saved=saved, adopt=adopt, lock_timeout=args.lock_timeout, hooks=hooks)
     _report_stats(args, session)
-    if not plan.has_changes:
-        return EXIT_OK
-    check_adoption(plan, getattr(args, "adopt", False) or bool(saved and _saved_adopts(saved)))
-    if saved is None:
-        _confirm(args, f"Do you want to {operation} {plan.environment}?")
-    with apply_progress() as (on_step, progress):
-        execute(session, plan, on_step=on_step, progress=progress)
-    _report_stats(args, session)
+    _report_outcome(outcome)
+    return EXIT_OK
+
+
+def _hooks(args: argparse.Namespace, stack: contextlib.ExitStack, **given: Any) -> Any:
+    """The engine's callbacks, rendered with rich. The live progress display starts at the first write,
+    after any confirmation prompt, so the two never fight over the terminal."""
+    from plexus_infra.engine import Hooks
+    from plexus_infra.render import apply_progress, console, escape, print_plan
+
+    live: list[Any] = []
+
+    def callbacks() -> Any:
+        if not live:
+            live.append(stack.enter_context(apply_progress()))
+        return live[0]
+
+    def waiting(holder: Any) -> None:
+        from plexus_infra.lock import utcnow
+
+        console().print(
+            f"[yellow]Waiting up to {args.lock_timeout:g}s for the lock held by {escape(holder.describe(utcnow()))}[/]"
+        )
+
+    def replanned(plan: Any) -> None:
+        console().print("[yellow]The live state changed while this run waited for the lock; the plan is now:[/]")
+        print_plan(plan, verbose=args.verbose)
+
+    return Hooks(
+        waiting=waiting,
+        replanned=replanned,
+        on_step=lambda change: callbacks()[0](change),
+        progress=lambda *update: callbacks()[1](*update),
+        **given,
+    )
+
+
+def _report_outcome(outcome: Any) -> None:
+    from plexus_infra.render import console
+
+    plan = outcome.plan
+    if outcome.superseded:
+        console().print(f"Nothing to do: another run converged {plan.environment} while this one waited for the lock.")
+        return
+    if not outcome.applied:
+        return
     counts = plan.counts()
-    verb = "Destroy" if operation == "destroy" else "Apply"
+    verb = "Destroy" if plan.operation == "destroy" else "Apply"
     console().print(
         f"[bold green]{verb} complete![/] {counts['add']} added, {counts['change']} changed, "
         f"{counts['destroy']} destroyed."
     )
     for note in plan.notes:
         console().print(f"[cyan]{note}[/]")
-    return EXIT_OK
-
-
-def _manifest_and_saved_plan(args: argparse.Namespace) -> tuple[str, dict[str, Any] | None]:
-    """`apply FILE.json` applies a saved plan (its manifest is recorded inside); anything else is a manifest."""
-    from plexus_infra.manifest.loader import read_text
-    from plexus_infra.plan import read_saved_plan
-
-    target = _targets(args)[0]
-    if not target.endswith(".json"):
-        return target, None
-    saved = read_saved_plan(read_text(target, what="saved plan", max_bytes=16 * 1024 * 1024), target)
-    return saved["manifest"], saved
-
-
-def _saved_adopts(saved: dict[str, Any]) -> bool:
-    return bool(saved.get("adopt"))
-
-
-def _refuse_if_stale(saved: dict[str, Any], plan: Any, source: str) -> None:
-    from plexus_infra.errors import StalePlanError
-    from plexus_infra.plan import stale_reasons
-
-    reasons = stale_reasons(saved, plan)
-    if reasons:
-        raise StalePlanError(f"Saved plan {source} is stale: {'; '.join(reasons)}. Nothing was changed; plan again.")
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
@@ -252,6 +317,52 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
 def _cmd_destroy(args: argparse.Namespace) -> int:
     return _converge(args, "destroy")
+
+
+def _cmd_force_unlock(args: argparse.Namespace) -> int:
+    from plexus_infra.aws import Clients
+    from plexus_infra.lock import force_unlock, utcnow
+    from plexus_infra.manifest.validate import load_environment
+    from plexus_infra.render import console, escape
+
+    env = load_environment(_targets(args)[0])
+    broken = force_unlock(Clients(env.region, args.profile), env, args.lock_id, force=args.force)
+    console().print(f"Broke {env.name}'s lock: it was held by {escape(broken.describe(utcnow()))}.")
+    return EXIT_OK
+
+
+def _cmd_ci(args: argparse.Namespace) -> int:
+    from plexus_infra import ci
+    from plexus_infra.render import console, escape, print_plan
+
+    mode = ci.Mode.DRIFT_CHECK if args.drift_check else ci.Mode.PLAN_ONLY if args.plan_only else ci.Mode.APPLY
+    branch, source = ci.detect_branch(args.branch, os.environ)
+    target = ci.choose_target(branch, source, env=args.env, mode=mode, branch_map=ci.branch_map())
+    out = console()
+    named = f" (branch {branch} from {source})" if branch and target.mode is not ci.Mode.APPLY else ""
+    out.print(f"[bold]plexus-infra ci:[/] {escape(target.reason)}{escape(named)}")
+    show = None if target.mode is ci.Mode.DRIFT_CHECK else lambda plan: print_plan(plan, verbose=args.verbose)
+    with contextlib.ExitStack() as stack:
+        result = ci.run(
+            target,
+            default_manifest(target.environment),
+            artifacts=Path(args.artifacts),
+            profile=args.profile,
+            lock_timeout=args.lock_timeout,
+            show_plan=show,
+            hooks=_hooks(args, stack),
+        )
+    out.print(f"Plan artifacts: {', '.join(str(path) for path in result.artifacts)}")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        ci.append_step_summary(os.environ["GITHUB_STEP_SUMMARY"], result)
+    if result.outcome is not None:
+        _report_outcome(result.outcome)
+    if target.mode is ci.Mode.DRIFT_CHECK:
+        print(ci.drift_report(result.plan))
+        return EXIT_DRIFT if result.plan.has_changes else EXIT_OK
+    if target.mode is ci.Mode.PLAN_ONLY and args.detailed_exitcode and result.plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
 
 
 def _cmd_outputs(args: argparse.Namespace) -> int:
@@ -283,8 +394,30 @@ COMMANDS = {
     "apply": _cmd_apply,
     "destroy": _cmd_destroy,
     "outputs": _cmd_outputs,
+    "force-unlock": _cmd_force_unlock,
+    "ci": _cmd_ci,
     "sandbox": _cmd_sandbox,
 }
+# Commands that write: a CI runner's SIGTERM (a cancelled job) must unwind them like Ctrl-C, releasing the lock.
+WRITING_COMMANDS = frozenset({"apply", "destroy", "ci"})
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts(command: str) -> Any:
+    """While a writing command runs, SIGTERM raises KeyboardInterrupt so `finally` blocks (the lock's release)
+    run. Signals only reach the main thread, so elsewhere (tests driving main() from threads) it does nothing."""
+    if command not in WRITING_COMMANDS or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -292,7 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with _sigterm_interrupts(args.command):
+            return COMMANDS[args.command](args)
     except _UsageError as exc:
         parser.error(str(exc))
     except KeyboardInterrupt:

@@ -6,15 +6,19 @@ all happen before the first write.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from plexus_infra import lock
 from plexus_infra.aws import Clients, Identity
-from plexus_infra.errors import ApplyError, GuardError
+from plexus_infra.errors import ApplyError, GuardError, StalePlanError
+from plexus_infra.lock import LockInfo
 from plexus_infra.manifest.model import Environment
-from plexus_infra.plan import Change, Plan, digest
+from plexus_infra.plan import Change, Plan, digest, stale_reasons
 from plexus_infra.resources.base import Context, Progress, Removable, Resource
 from plexus_infra.resources.bucket import Bucket, Encryption, OwnershipControls, PublicAccessBlock, Versioning
 from plexus_infra.resources.bucket_policy import BucketPolicy
@@ -146,3 +150,131 @@ def verify(session: Session, plan: Plan, *, sleep: Callable[[float], None] | Non
             return
         sleep(min(0.5 * 2**attempt, 4.0))
     raise ApplyError(f"applied, but the live state still differs for {', '.join(remaining)}; run plan to see why")
+
+
+# --- saved plans and the guarded apply ------------------------------------------------------------------
+
+
+def save_plan(plan: Plan, path: str | Path) -> tuple[Path, Path]:
+    """Write the versioned JSON plan to `path` and its text rendering beside it (`.txt`): what a person
+    reviews and what `apply FILE` applies are the same plan."""
+    from plexus_infra.render import plan_text
+
+    json_path = Path(path)
+    text_path = json_path.with_suffix(".txt")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
+    text_path.write_text(plan_text(plan, verbose=True) + "\n", encoding="utf-8")
+    return json_path, text_path
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A saved plan read back for apply: its JSON and where it came from (for messages)."""
+
+    data: dict[str, Any]
+    source: str
+
+    @property
+    def manifest(self) -> str:
+        return str(self.data["manifest"])
+
+    @property
+    def adopt(self) -> bool:
+        return bool(self.data.get("adopt"))
+
+
+def load_saved_plan(path: str | Path) -> SavedPlan:
+    """Read a plan written by `plan --out`, refusing other files and unreadable format versions."""
+    from plexus_infra.manifest.loader import read_text
+    from plexus_infra.plan import read_saved_plan
+
+    source = str(path)
+    return SavedPlan(read_saved_plan(read_text(source, what="saved plan", max_bytes=16 * 1024 * 1024), source), source)
+
+
+def refuse_if_stale(saved: SavedPlan, fresh: Plan) -> None:
+    """Terraform's "Saved plan is stale", without a state file: compare digests of manifest and live state."""
+    reasons = stale_reasons(saved.data, fresh)
+    if reasons:
+        raise StalePlanError(
+            f"Saved plan {saved.source} is stale: {'; '.join(reasons)}. Nothing was changed; plan again."
+        )
+
+
+def _ignore(*_: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """How a run talks to a person; the engine itself never prints or prompts.
+
+    + show_plan: the plan as first observed (before the lock)
+    + replanned: the plan changed while waiting for the lock (the new plan, shown before it is applied)
+    + waiting: another run holds the lock; we wait for it
+    + confirm: asks for approval, raising GuardError to cancel; None for saved plans and --auto-approve
+    """
+
+    show_plan: Callable[[Plan], None] = _ignore
+    replanned: Callable[[Plan], None] = _ignore
+    waiting: Callable[[LockInfo], None] = _ignore
+    confirm: Callable[[Plan], None] | None = None
+    on_step: Step | None = None
+    progress: Progress | None = None
+
+
+NO_HOOKS = Hooks()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a guarded run did.
+
+    + plan: the plan that was applied, or found to need nothing
+    + applied: whether any write happened
+    + superseded: another run made the changes while this one waited for the lock
+    """
+
+    plan: Plan
+    applied: bool
+    superseded: bool = False
+
+
+def converge(
+    session: Session,
+    operation: str = "apply",
+    *,
+    saved: SavedPlan | None = None,
+    adopt: bool = False,
+    lock_timeout: float = 0.0,
+    hooks: Hooks = NO_HOOKS,
+) -> Outcome:
+    """Plan, then apply under the environment's lock: the one path for `apply`, `destroy`, `apply FILE`, `ci`.
+
+    Nothing to change means no lock and no write. Otherwise the lock is taken before the first write and the
+    live state is read again under it, because another run may have written between our plan and our lock:
+    a saved plan is then refused if stale; a fresh plan is shown again if it moved, or ends the run if
+    nothing is left to do.
+    """
+    plan, _ = make_plan(session, operation)
+    if saved is not None:
+        refuse_if_stale(saved, plan)
+    hooks.show_plan(plan)
+    if not plan.has_changes:
+        return Outcome(plan, applied=False)
+    adopt = adopt or bool(saved and saved.adopt)
+    check_adoption(plan, adopt)
+    with lock.held(session.clients, session.env, operation, timeout=lock_timeout, on_wait=hooks.waiting):
+        fresh, _ = make_plan(session, operation)
+        if saved is not None:
+            refuse_if_stale(saved, fresh)
+        elif fresh.observed_digest != plan.observed_digest:
+            if not fresh.has_changes:
+                return Outcome(fresh, applied=False, superseded=True)
+            hooks.replanned(fresh)
+            check_adoption(fresh, adopt)
+        if saved is None and hooks.confirm is not None:
+            hooks.confirm(fresh)
+        execute(session, fresh, on_step=hooks.on_step, progress=hooks.progress)
+    return Outcome(fresh, applied=True)

@@ -1,0 +1,247 @@
+"""`plexus-infra ci`: branch → environment, artifacts, the saved-plan apply, drift checks, and the shipped examples."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+
+from plexus_infra import ci, cli
+from plexus_infra.ci import Mode, branch_name, choose_target, detect_branch
+from plexus_infra.errors import PlexusError
+from plexus_infra.sandbox import Sandbox
+from tests.helpers import ROOT
+
+EXAMPLES = (ROOT / ".github/workflows/infra.yml", ROOT / "buildspec.yml")
+# What the examples' shell variables hold when the test runs their steps.
+EXAMPLE_VARIABLES = {"GITHUB_BASE_REF": "main", "CODEBUILD_WEBHOOK_BASE_REF": "refs/heads/main"}
+SHELL_OPERATORS = {";", ";;", "&&", "||", "|", "&"}
+
+
+@pytest.fixture(autouse=True)
+def no_ci_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests may themselves run in CI: its branch variables must not leak into them."""
+    for name in (*ci.BRANCH_VARIABLES, "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repository's manifests as the working directory, free to edit."""
+    shutil.copytree(ROOT / "environments", tmp_path / "environments")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# --- choosing the branch and the environment (pure) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "branch"),
+    [
+        ("main", "main"),
+        ("refs/heads/staging", "staging"),
+        ("feature/x", "feature/x"),
+        ("3f9c2a1b7e4d5c6f8a9b0c1d2e3f4a5b6c7d8e9f", None),  # CODEBUILD_SOURCE_VERSION as a commit id
+        ("pr/42", None),
+        ("HEAD", None),
+        ("", None),
+    ],
+)
+def test_branch_name_reads_ci_variables(value: str, branch: str | None) -> None:
+    assert branch_name(value) == branch
+
+
+def test_branch_comes_from_the_flag_then_ci_variables_in_order_then_git() -> None:
+    environ = {"CODEBUILD_WEBHOOK_HEAD_REF": "refs/heads/staging", "CI_COMMIT_BRANCH": "main"}
+    assert detect_branch("feature/y", environ) == ("feature/y", "--branch")
+    assert detect_branch(None, environ) == ("staging", "CODEBUILD_WEBHOOK_HEAD_REF")
+    assert detect_branch(None, {"CODEBUILD_SOURCE_VERSION": "a" * 40, "CI_COMMIT_BRANCH": "main"}) == (
+        "main",
+        "CI_COMMIT_BRANCH",
+    )
+    assert detect_branch(None, {}, git=lambda: "staging") == ("staging", "git")
+    assert detect_branch(None, {}, git=lambda: None) == (None, "unknown")
+
+
+def test_deploy_branches_apply_to_their_environment_and_others_only_plan() -> None:
+    mapping = ci.BRANCH_ENVIRONMENTS
+    main = choose_target("main", "x", env=None, mode=Mode.APPLY, branch_map=mapping)
+    assert (main.environment, main.mode) == ("production", Mode.APPLY)
+    feature = choose_target("feature/x", "x", env=None, mode=Mode.APPLY, branch_map=mapping)
+    assert (feature.environment, feature.mode) == ("development", Mode.PLAN_ONLY)
+    assert "deploys nowhere" in feature.reason
+    pull_request = choose_target("main", "x", env=None, mode=Mode.PLAN_ONLY, branch_map=mapping)
+    assert (pull_request.environment, pull_request.mode) == ("production", Mode.PLAN_ONLY)
+    assert choose_target(None, "unknown", env="staging", mode=Mode.APPLY, branch_map=mapping).mode is Mode.PLAN_ONLY
+    with pytest.raises(PlexusError, match="branch main deploys to production; --env staging contradicts it"):
+        choose_target("main", "x", env="staging", mode=Mode.APPLY, branch_map=mapping)
+
+
+def test_a_branches_file_overrides_the_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "branches.yaml"
+    assert ci.branch_map(path) == ci.BRANCH_ENVIRONMENTS
+    path.write_text("release: production\n")
+    assert ci.branch_map(path) == {"release": "production"}
+    path.write_text("- main\n")
+    with pytest.raises(PlexusError):
+        ci.branch_map(path)
+
+
+# --- the step end to end against the sandbox -------------------------------------------------------------
+
+
+def published(environment: str) -> bool:
+    name = f"/plexus/{environment}/training-bucket-name"
+    return bool(boto3.client("ssm").get_parameters(Names=[name])["Parameters"])
+
+
+def check_artifacts(directory: Path, environment: str) -> dict:
+    saved = json.loads((directory / "plan.json").read_text())
+    assert saved["format_version"].split(".")[0] == "1"
+    assert saved["tool"] == "plexus-infra" and saved["environment"] == environment
+    assert saved["observed"] and saved["manifest_digest"]
+    text = (directory / "plan.txt").read_text().splitlines()
+    assert text[0].startswith(f"Plan for {environment} ")
+    assert text[-1] == "Plan: 10 to add, 0 to change, 0 to destroy."
+    return saved
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "environment", "applies"),
+    [
+        ("GITHUB_REF_NAME", "main", "production", True),
+        ("CODEBUILD_WEBHOOK_HEAD_REF", "refs/heads/staging", "staging", True),
+        ("CI_COMMIT_BRANCH", "feature/faster-training", "development", False),
+    ],
+)
+def test_ci_step_maps_the_branch_plans_to_artifacts_and_applies_deploy_branches(
+    sandbox: Sandbox, workdir: Path, monkeypatch, capsys, variable: str, value: str, environment: str, applies: bool
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert cli.main(["ci", "--artifacts", "out"]) == cli.EXIT_OK
+    check_artifacts(workdir / "out", environment)
+    out = capsys.readouterr().out
+    assert published(environment) is applies
+    assert ("Apply complete! 10 added" in out) is applies
+    if applies:
+        assert cli.main(["ci", "--artifacts", "again"]) == cli.EXIT_OK
+        assert (
+            (workdir / "again/plan.txt")
+            .read_text()
+            .rstrip()
+            .endswith(f"Infrastructure matches {environment_path(environment)}.")
+        )
+    else:
+        assert boto3.client("s3").list_buckets()["Buckets"] == []
+
+
+def environment_path(environment: str) -> str:
+    return f"environments/{environment}.yaml"
+
+
+def test_plan_only_exits_2_for_changes_only_with_detailed_exitcode(sandbox: Sandbox, workdir: Path) -> None:
+    assert cli.main(["ci", "--plan-only", "--branch", "staging"]) == cli.EXIT_OK
+    assert cli.main(["ci", "--plan-only", "--branch", "staging", "--detailed-exitcode"]) == cli.EXIT_CHANGES
+    assert not published("staging")
+    assert Path("plan-artifacts/plan.json").exists()
+
+
+def test_drift_check_exits_2_and_summarizes_the_drift_in_one_block(
+    sandbox: Sandbox, workdir: Path, monkeypatch, capsys
+) -> None:
+    assert cli.main(["ci", "--branch", "staging"]) == cli.EXIT_OK
+    assert cli.main(["ci", "--drift-check", "--env", "staging"]) == cli.EXIT_OK
+    assert "No drift: staging matches environments/staging.yaml." in capsys.readouterr().out
+    s3 = boto3.client("s3")
+    s3.put_bucket_versioning(Bucket="plexus-staging-training", VersioningConfiguration={"Status": "Suspended"})
+    summary = workdir / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+
+    assert cli.main(["ci", "--drift-check", "--env", "staging"]) == cli.EXIT_DRIFT
+
+    out = capsys.readouterr().out
+    block = out[out.index("Drift in staging") :].splitlines()
+    assert block[0] == (
+        "Drift in staging (account 123456789012, us-east-1): 1 of 11 resources differ from environments/staging.yaml"
+    )
+    assert block[1:4] == [
+        "  ~ s3_bucket_versioning.plexus-staging-training  (differs from the manifest)",
+        '      ~ status: "Suspended" → "Enabled"',
+        "To converge: plexus-infra apply environments/staging.yaml",
+    ]
+    assert s3.get_bucket_versioning(Bucket="plexus-staging-training")["Status"] == "Suspended"
+    assert "### plexus-infra ci: staging (drift-check)" in summary.read_text()
+
+
+def test_ci_refuses_to_apply_when_the_world_moves_between_plan_and_apply(
+    sandbox: Sandbox, workdir: Path, monkeypatch, capsys
+) -> None:
+    """The apply goes through the saved-plan path: a change after the plan was saved is caught."""
+    real_save = ci.save_plan
+
+    def save_then_someone_writes(plan, path):
+        written = real_save(plan, path)
+        boto3.client("s3").create_bucket(Bucket="plexus-staging-training")
+        return written
+
+    monkeypatch.setattr(ci, "save_plan", save_then_someone_writes)
+    assert cli.main(["ci", "--branch", "staging"]) == cli.EXIT_ERROR
+    assert "Saved plan plan-artifacts/plan.json is stale: live state changed for s3_bucket." in capsys.readouterr().err
+    assert not published("staging")
+
+
+# --- the shipped examples ---------------------------------------------------------------------------------
+
+
+def example_commands(path: Path) -> list[list[str]]:
+    """Every `plexus-infra ...` command in a GitHub workflow's `run:` steps or a buildspec's `commands:`,
+    as argv after `plexus-infra`, with shell variables filled in from EXAMPLE_VARIABLES."""
+    document = yaml.safe_load(path.read_text())
+    scripts: list[str] = []
+    for job in (document.get("jobs") or {}).values():
+        scripts += [step["run"] for step in job.get("steps", ()) if "run" in step]
+    for phase in (document.get("phases") or {}).values():
+        scripts += phase.get("commands", ())
+    commands = []
+    for line in "\n".join(scripts).splitlines():
+        if "plexus-infra " not in line:
+            continue
+        words = shlex.split(line.split("plexus-infra ", 1)[1])
+        argv = []
+        for word in words:
+            if word in SHELL_OPERATORS:
+                break
+            argv.append(re.sub(r"\$\{?(\w+)\}?", lambda m: EXAMPLE_VARIABLES[m.group(1)], word))
+        commands.append(argv)
+    return commands
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_use_only_commands_the_tool_accepts(path: Path) -> None:
+    commands = example_commands(path)
+    assert any(argv[:1] == ["ci"] and "--plan-only" in argv for argv in commands)
+    assert any(argv[:1] == ["ci"] and not {"--plan-only", "--drift-check"} & set(argv) for argv in commands)
+    parser = cli.build_parser()
+    for argv in commands:
+        parser.parse_args(argv)  # exits (fails the test) on anything the tool does not accept
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_steps_run_against_the_sandbox(sandbox: Sandbox, workdir: Path, monkeypatch, path: Path) -> None:
+    """Deploy steps run as a push to staging would; plan-only steps as a pull request into main; drift last."""
+    monkeypatch.setenv("GITHUB_REF_NAME", "staging")
+    commands = sorted(example_commands(path), key=lambda argv: ("--plan-only" in argv, "--drift-check" in argv))
+    for index, argv in enumerate(commands):
+        drift_of = argv[argv.index("--env") + 1] if "--drift-check" in argv else None
+        expected = cli.EXIT_DRIFT if drift_of and not published(drift_of) else cli.EXIT_OK
+        assert cli.main([*argv, "--artifacts", f"artifacts-{index}"]) == expected, argv
+        assert (workdir / f"artifacts-{index}/plan.json").exists()
+    assert published("staging")
+    assert not published("production")
