@@ -7,6 +7,7 @@ visible yet, a role that is not assumable yet). Resource modules never sleep or 
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -120,6 +121,14 @@ def until_consistent(
         delay = min(delay * 2, max_delay)
 
 
+@functools.cache
+def _shared_loader() -> Any:
+    """One botocore data loader per process: service models are parsed once (~0.3 s), not once per `Clients`."""
+    import botocore.loaders
+
+    return botocore.loaders.create_loader()
+
+
 @dataclass(frozen=True)
 class Identity:
     account: str
@@ -144,8 +153,11 @@ class Clients:
     @cached_property
     def _session(self) -> Any:
         import boto3
+        import botocore.session
 
-        return boto3.session.Session(profile_name=self.profile, region_name=self.region)
+        core = botocore.session.get_session()
+        core.register_component("data_loader", _shared_loader())
+        return boto3.session.Session(botocore_session=core, profile_name=self.profile, region_name=self.region)
 
     def _client(self, service: str) -> Any:
         from botocore.config import Config
