@@ -174,7 +174,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def summary_line(plan: Plan) -> str:
+    """Terraform's last line: "Plan: 1 to add, 2 to change, 0 to destroy." or that nothing needs doing.
+
+    Example: summary_line(plan) == "No changes. Infrastructure matches environments/staging.yaml."
+    """
     if not plan.has_changes:
+        if plan.operation == "destroy":
+            return f"No changes. Nothing left to destroy for {plan.manifest}."
         return f"No changes. Infrastructure matches {plan.manifest}."
     counts = plan.counts()
     verb = "Destroy" if plan.operation == "destroy" else "Plan"

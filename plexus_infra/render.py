@@ -90,7 +90,7 @@ def _attribute_lines(name: str, before: Any, after: Any, indent: str) -> list[Li
     if before == after or (before in EMPTY and after in EMPTY):
         return []
     if _is_policy(before) and _is_policy(after):
-        diff = policy_diff_lines(before, after)[2:]
+        diff = [line for line in policy_diff_lines(before, after)[2:] if not line.startswith("@@")]
         return [("yellow", f"{indent}~ {name}:")] + [
             ("green" if t.startswith("+") else "red" if t.startswith("-") else "dim", f"{indent}    {t}") for t in diff
         ]

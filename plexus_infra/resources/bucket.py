@@ -200,13 +200,20 @@ class Versioning(BucketSetting):
         return {"VersioningConfiguration": {"Status": self.desired()["status"]}}
 
 
+def kms_key_reference(value: str) -> str:
+    """What a KMS key reference names, without the ARN around it: `arn:aws:kms:r:a:key/ID` → `ID`,
+    `arn:aws:kms:r:a:alias/NAME` → `alias/NAME`; a bare key id or alias name is already that."""
+    if value.startswith("arn:"):
+        value = value.split(":", 5)[-1]
+    return value.removeprefix("key/")
+
+
 def kms_key_equal(live: str | None, wanted: str | None) -> bool:
-    """A key id equals the key ARN that ends with it (S3 may answer with either form)."""
-    if live == wanted:
-        return True
+    """A key id equals the key ARN that ends with it, an alias name its alias ARN (S3 may answer with either
+    form). A key and an alias never compare equal: which key an alias names is not known offline."""
     if live is None or wanted is None:
-        return False
-    return live.endswith(f":key/{wanted}") or wanted.endswith(f":key/{live}")
+        return live is wanted
+    return kms_key_reference(live) == kms_key_reference(wanted)
 
 
 class Encryption(BucketSetting):

@@ -7,6 +7,8 @@ transitions in any order, an extra `TransitionDefaultMinimumObjectSize`), so bot
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from plexus_infra.manifest.model import ABORT_MULTIPART_RULE_ID, NONCURRENT_RULE_ID, Lifecycle, LifecycleRule
@@ -26,15 +28,33 @@ def rule_prefix(rule: dict[str, Any]) -> str:
     return rule_filter.get("Prefix") or (rule_filter.get("And") or {}).get("Prefix") or ""
 
 
-def transition_set(rule: dict[str, Any]) -> list[list[Any]]:
-    """Transitions as a sorted list of [days, storage class]: their order in the document never matters."""
-    return sorted([t.get("Days"), t.get("StorageClass")] for t in rule.get("Transitions") or ())
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def transition_set(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    """Transitions as a sorted list: their order in the document never matters. Every field is kept (a
+    `Date` instead of `Days` is still a difference) and sorting never compares a date with a number."""
+    return sorted((dict(t) for t in rule.get("Transitions") or ()), key=_canonical_json)
+
+
+def _extras(block: Any, known: str) -> dict[str, Any]:
+    """The fields of a sub-document other than the one `canonical_rule` names, so they still count."""
+    return {k: v for k, v in (block or {}).items() if k != known}
 
 
 def canonical_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """One rule in a shape where equal rules compare equal; unknown fields are kept so they still count."""
-    filter_extras = {k: v for k, v in (rule.get("Filter") or {}).items() if k not in ("Prefix", "And")}
-    and_extras = {k: v for k, v in ((rule.get("Filter") or {}).get("And") or {}).items() if k != "Prefix"}
+    rule_filter = rule.get("Filter") or {}
+    filter_extras = {k: v for k, v in rule_filter.items() if k not in ("Prefix", "And")}
+    and_extras = _extras(rule_filter.get("And"), "Prefix")
+    other = {k: v for k, v in rule.items() if k not in KNOWN_RULE_KEYS} | filter_extras | and_extras
+    nested = {
+        "Expiration": _extras(rule.get("Expiration"), "Days"),
+        "NoncurrentVersionExpiration": _extras(rule.get("NoncurrentVersionExpiration"), "NoncurrentDays"),
+        "AbortIncompleteMultipartUpload": _extras(rule.get("AbortIncompleteMultipartUpload"), "DaysAfterInitiation"),
+    }
+    other |= {name: extra for name, extra in nested.items() if extra}
     return {
         "status": rule.get("Status", "Enabled"),
         "prefix": rule_prefix(rule),
@@ -42,13 +62,23 @@ def canonical_rule(rule: dict[str, Any]) -> dict[str, Any]:
         "transitions": transition_set(rule),
         "noncurrent_expiration_days": (rule.get("NoncurrentVersionExpiration") or {}).get("NoncurrentDays"),
         "abort_multipart_days": (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation"),
-        "other": {k: v for k, v in rule.items() if k not in KNOWN_RULE_KEYS} | filter_extras | and_extras,
+        "other": other,
     }
 
 
+def unnamed_rule_key(canonical: dict[str, Any]) -> str:
+    """A rule without an ID (S3 assigns one, moto does not) is keyed by its content, so two unnamed rules
+    in another order are the same configuration and an edited unnamed rule is a different one."""
+    return f"<unnamed {hashlib.sha256(_canonical_json(canonical).encode()).hexdigest()[:12]}>"
+
+
 def canonical_rules(rules: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rules keyed by ID; a rule without one (S3 assigns IDs, moto does not) is keyed by its content."""
-    return {rule.get("ID") or f"<unnamed {i}>": canonical_rule(rule) for i, rule in enumerate(rules)}
+    """Rules keyed by ID; a rule without one is keyed by its content (`unnamed_rule_key`)."""
+    keyed = {}
+    for rule in rules:
+        canonical = canonical_rule(rule)
+        keyed[rule.get("ID") or unnamed_rule_key(canonical)] = canonical
+    return keyed
 
 
 def aws_rule(rule: LifecycleRule) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from plexus_infra.aws import Clients, call
 from plexus_infra.errors import ApplyError
 from plexus_infra.plan import Change
-from plexus_infra.resources.base import Removable, owned_by, tag_dict, tag_list
+from plexus_infra.resources.base import Removable, owned_by, tag_dict, tag_list, tags_to_set
 
 EXPORT_NAME_TAG = "plexus:export-name"
 
@@ -70,7 +70,7 @@ class Outputs(Removable):
             current = live.get(name)
             if current is None:
                 # Created without Overwrite, so Tags may go along (AWS rejects Overwrite together with Tags).
-                call(
+                created = call(
                     clients.ssm.put_parameter,
                     f"parameter {name}",
                     absent=("ParameterAlreadyExists",),
@@ -80,7 +80,9 @@ class Outputs(Removable):
                     Type="String",
                     Tags=tag_list(wanted["tags"]),
                 )
-                current = {"value": None, "type": None, "tags": {}}
+                # Created with value and tags: nothing more to write. Created meanwhile by someone else
+                # (ParameterAlreadyExists): unknown, so overwrite the value and set every tag.
+                current = wanted if created is not None else {"value": None, "type": None, "tags": {}}
             if (current["value"], current["type"]) != (wanted["value"], wanted["type"]):
                 call(
                     clients.ssm.put_parameter,
@@ -105,14 +107,16 @@ class Outputs(Removable):
                 ResourceId=name,
                 TagKeys=stale,
             )
-        call(
-            clients.ssm.add_tags_to_resource,
-            f"parameter {name}",
-            error=ApplyError,
-            ResourceType="Parameter",
-            ResourceId=name,
-            Tags=tag_list(wanted),
-        )
+        differing = tags_to_set(live, wanted)
+        if differing:
+            call(
+                clients.ssm.add_tags_to_resource,
+                f"parameter {name}",
+                error=ApplyError,
+                ResourceType="Parameter",
+                ResourceId=name,
+                Tags=tag_list(differing),
+            )
 
     def destroy(self, observed: dict[str, Any] | None) -> Change:
         ours = {n: p for n, p in (observed or {}).items() if owned_by(p["tags"], self.ctx.env)}

@@ -10,7 +10,7 @@ from plexus_infra.aws import Clients, call, until_consistent
 from plexus_infra.errors import ApplyError
 from plexus_infra.plan import CREATE, Change
 from plexus_infra.policy import canonical_json, parse_policy, policies_equal
-from plexus_infra.resources.base import Removable, Resource, owned_by, tag_dict, tag_list
+from plexus_infra.resources.base import Removable, Resource, owned_by, tag_dict, tag_list, tags_to_set
 
 ROLE_ABSENT = ("NoSuchEntity",)
 INLINE_POLICY_NAME = "plexus-training-access"
@@ -181,7 +181,10 @@ class Role(Removable):
         stale = sorted(set(live) - set(wanted))
         if stale:
             call(clients.iam.untag_role, f"role {self.name}", error=ApplyError, RoleName=self.name, TagKeys=stale)
-        call(clients.iam.tag_role, f"role {self.name}", error=ApplyError, RoleName=self.name, Tags=tag_list(wanted))
+        differing = tags_to_set(live, wanted)
+        if differing:
+            resource = f"role {self.name}"
+            call(clients.iam.tag_role, resource, error=ApplyError, RoleName=self.name, Tags=tag_list(differing))
 
     def destroy(self, observed: dict[str, Any] | None) -> Change:
         change = super().destroy(observed)

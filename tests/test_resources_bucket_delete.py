@@ -1,0 +1,91 @@
+"""Emptying a versioned bucket: every version and delete marker, across pages, in batches of at most 1000."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from plexus_infra.errors import ApplyError
+from plexus_infra.resources.bucket import Bucket
+from tests.test_resources_fixtures import resource_for
+
+
+class FakeS3:
+    """list_object_versions pages and delete_objects answers, recording each batch sent."""
+
+    # what plexus_infra.aws.call reads to name the action in its messages
+    meta = SimpleNamespace(service_model=SimpleNamespace(service_name="s3"), method_to_api_mapping={})
+
+    def __init__(self, pages: list[dict[str, Any]], errors: list[dict[str, str]] | None = None):
+        self.pages = pages
+        self.errors = errors or []
+        self.batches: list[list[dict[str, str]]] = []
+        self.deleted_bucket = False
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_object_versions"
+        pages = self.pages
+
+        class Paginator:
+            def paginate(self, **_: Any) -> list[dict[str, Any]]:
+                return pages
+
+        return Paginator()
+
+    def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:
+        self.batches.append(Delete["Objects"])
+        return {"Errors": self.errors} if self.errors else {}
+
+    def delete_bucket(self, Bucket: str) -> dict[str, Any]:
+        self.deleted_bucket = True
+        return {}
+
+
+class FakeClients:
+    def __init__(self, s3: FakeS3):
+        self.s3 = s3
+
+
+def versions(prefix: str, count: int) -> list[dict[str, str]]:
+    return [{"Key": f"{prefix}{i}", "VersionId": f"v{i}"} for i in range(count)]
+
+
+def bucket() -> Bucket:
+    resource = resource_for({}, "s3_bucket")
+    assert isinstance(resource, Bucket)
+    return resource
+
+
+def test_versions_and_markers_across_pages_go_in_batches_of_at_most_1000() -> None:
+    pages = [
+        {"Versions": versions("a", 700), "DeleteMarkers": versions("m", 200)},
+        {"Versions": versions("b", 700)},
+        {"DeleteMarkers": versions("n", 5)},
+    ]
+    s3 = FakeS3(pages)
+    progress: list[int] = []
+    bucket().delete(FakeClients(s3), None, lambda _d, done, _t: progress.append(done))  # type: ignore[arg-type]
+    assert [len(b) for b in s3.batches] == [1000, 605]
+    sent = {(o["Key"], o["VersionId"]) for batch in s3.batches for o in batch}
+    assert len(sent) == 1605
+    assert progress == [1000, 1605]
+    assert s3.deleted_bucket
+
+
+def test_an_empty_bucket_is_deleted_without_a_batch() -> None:
+    s3 = FakeS3([{}])
+    bucket().delete(FakeClients(s3), None)  # type: ignore[arg-type]
+    assert s3.batches == []
+    assert s3.deleted_bucket
+
+
+def test_objects_s3_refused_to_delete_stop_before_the_bucket_is_deleted() -> None:
+    s3 = FakeS3([{"Versions": versions("a", 3)}], errors=[{"Key": "a1", "Code": "AccessDenied"}])
+    with pytest.raises(
+        ApplyError,
+        match="s3:DeleteObjects bucket plexus-production-training: 1 objects not deleted, first a1: AccessDenied",
+    ):
+        bucket().delete(FakeClients(s3), None)  # type: ignore[arg-type]
+    assert not s3.deleted_bucket

@@ -1,0 +1,133 @@
+"""Every resource kind's observe → diff, driven by data files: `tests/resources/<kind>/<case>.json`.
+
+Each file holds `description`, optional `manifest` (overrides deep-merged into `tests/resources/manifest.json`),
+`observed` (boto3 method → the response recorded from moto, edited per case; `{"Error": {"Code": ...}}` for an
+AWS error; `{"@by": ARG, "@answers": {value: response}}` when the answer depends on a request argument) and the
+expected result: `actions` and `changes` (the changed attributes, in order), or `noop_reason`; `foreign` when
+the live resource lacks ownership tags. A case without `noop_reason` that yields a no-op fails, as pyinfra's
+operation tests do.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from plexus_infra.aws import Identity
+from plexus_infra.engine import RESOURCE_KINDS
+from plexus_infra.manifest.model import environment_from_data
+from plexus_infra.resources.base import Context, Resource
+
+FIXTURES = Path(__file__).parent / "resources"
+KINDS = {kind.kind: kind for kind in RESOURCE_KINDS}
+IDENTITY = Identity("123456789012", "arn:aws:iam::123456789012:user/fixture", "aws")
+
+
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` on top of `base`, mappings merged key by key; neither input is modified."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class RecordedService:
+    """Stands in for a boto3 client: each method answers with the case's recorded response, or raises it."""
+
+    def __init__(self, recorded: dict[str, Any], calls: list[str]):
+        self._recorded = recorded
+        self._calls = calls
+
+    def __getattr__(self, method: str) -> Any:
+        if method not in self._recorded:
+            raise AssertionError(f"unrecorded call {method}: add its response to the fixture's `observed`")
+
+        def answer(**kwargs: Any) -> Any:
+            self._calls.append(method)
+            recorded = self._recorded[method]
+            if isinstance(recorded, dict) and "@by" in recorded:
+                recorded = recorded["@answers"][kwargs[recorded["@by"]]]
+            if isinstance(recorded, dict) and "Error" in recorded:
+                raise ClientError(copy.deepcopy(recorded), method)
+            return copy.deepcopy(recorded)
+
+        answer.__name__ = method
+        return answer
+
+
+class RecordedClients:
+    """`Clients` for one fixture: s3, iam and ssm all answer from the same recording (method names differ)."""
+
+    def __init__(self, recorded: dict[str, Any]):
+        self.calls: list[str] = []
+        self.s3 = self.iam = self.ssm = RecordedService(recorded, self.calls)
+
+
+def resource_for(case: dict[str, Any], kind: str) -> Resource:
+    base = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
+    data = deep_merge(base, case.get("manifest", {}))
+    env = environment_from_data(data, source="tests/resources/manifest.json", digest="fixture")
+    return KINDS[kind](Context(env, IDENTITY))
+
+
+def fixture_files() -> list[Any]:
+    return [
+        pytest.param(path, id=f"{path.parent.name}/{path.stem}")
+        for path in sorted(FIXTURES.glob("*/*.json"))
+        if path.parent.name in KINDS
+    ]
+
+
+@pytest.mark.parametrize("path", fixture_files())
+def test_fixture(path: Path) -> None:
+    case = json.loads(path.read_text(encoding="utf-8"))
+    resource = resource_for(case, path.parent.name)
+    clients = RecordedClients(case["observed"])
+    snapshot = copy.deepcopy(case)
+
+    observed = resource.observe(clients)  # type: ignore[arg-type]
+    change = resource.diff(observed)
+
+    if "noop_reason" in case:
+        assert change.actions == ("no-op",), f"{case['description']}: expected a no-op, got {change.changed}"
+        assert change.reason == case["noop_reason"]
+        assert change.changed == ()
+    else:
+        assert change.actions == tuple(case["actions"]), case["description"]
+        assert list(change.changed) == case["changes"], case["description"]
+        for name in change.changed:
+            assert name in (change.after or {}), f"changed attribute {name} missing from `after`"
+    assert change.foreign == case.get("foreign", False)
+    assert case == snapshot, "observe/diff must not modify their inputs"
+    json.dumps(change.after), json.dumps(change.before)  # plan documents stay JSON
+
+
+def test_every_kind_has_fixtures() -> None:
+    covered = {path.parent.name for path in FIXTURES.glob("*/*.json")}
+    assert covered >= {
+        "s3_bucket_lifecycle",
+        "s3_bucket_encryption",
+        "s3_bucket_versioning",
+        "s3_bucket_public_access_block",
+        "s3_bucket_ownership_controls",
+        "s3_bucket_policy",
+        "s3_bucket",
+        "iam_role",
+        "iam_role_inline_policies",
+        "iam_role_policy_attachments",
+    }
+
+
+def test_every_fixture_has_a_description_and_one_expectation() -> None:
+    for path in FIXTURES.glob("*/*.json"):
+        case = json.loads(path.read_text(encoding="utf-8"))
+        assert case.get("description"), path
+        assert ("noop_reason" in case) != ("changes" in case), path
