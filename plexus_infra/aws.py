@@ -38,8 +38,17 @@ HINTS = {
     "OperationAborted": "another change to this bucket is in progress; run again",
 }
 
+# botocore's own failures (no HTTP answer at all), by exception class name.
+CONNECTION_HINTS = {
+    "NoCredentialsError": "set AWS_PROFILE or access keys, or use `plexus-infra sandbox` for a local AWS",
+    "PartialCredentialsError": "the credentials are incomplete; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    "ProfileNotFound": "no such profile in the AWS config; check --profile / AWS_PROFILE",
+    "EndpointConnectionError": "nothing answers there; if AWS_ENDPOINT_URL names a sandbox, is it running?",
+    "ConnectTimeoutError": "the endpoint did not answer in time; check the network or AWS_ENDPOINT_URL",
+}
+
 # Codes AWS returns while a just-written resource propagates; retried by `until_consistent`.
-EVENTUALLY_CONSISTENT = ("NoSuchBucket", "NoSuchEntity", "MalformedPolicy", "InvalidRequest", "OperationAborted")
+EVENTUALLY_CONSISTENT = ("NoSuchBucket", "NoSuchEntity", "OperationAborted")
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -83,7 +92,8 @@ def call(
             return None
         raise error(describe_failure(action, resource, exc)) from exc
     except BotoCoreError as exc:
-        raise error(f"{action} {resource}: {exc}") from exc
+        hint = CONNECTION_HINTS.get(type(exc).__name__)
+        raise error(f"{action} {resource}: {exc}" + (f" ({hint})" if hint else "")) from exc
 
 
 def _action_name(method: Callable[..., Any]) -> str:
@@ -148,7 +158,8 @@ class Clients:
         self.region = region
         self.profile = profile
         self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.RLock()
 
     @cached_property
     def _session(self) -> Any:
@@ -159,17 +170,28 @@ class Clients:
         core.register_component("data_loader", _shared_loader())
         return boto3.session.Session(botocore_session=core, profile_name=self.profile, region_name=self.region)
 
-    def _client(self, service: str) -> Any:
+    def client(self, service: str) -> Any:
+        """The one client for `service`, created on first use (botocore clients are thread-safe)."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._new_client(service)
+            return self._clients[service]
+
+    def _new_client(self, service: str) -> Any:
         from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
 
         config = Config(
             retries={"mode": "standard", "max_attempts": 8},
             max_pool_connections=32,
             connect_timeout=5,
-            read_timeout=60,
+            read_timeout=120,
         )
-        with self._lock:
+        try:
             client = self._session.client(service, config=config)
+        except BotoCoreError as exc:  # e.g. ProfileNotFound: no call was made yet
+            hint = CONNECTION_HINTS.get(type(exc).__name__)
+            raise ObserveError(f"{service} client: {exc}" + (f" ({hint})" if hint else "")) from exc
         client.meta.events.register("before-call", self._count)
         return client
 
@@ -181,28 +203,27 @@ class Clients:
     def writes(self) -> int:
         return sum(n for op, n in self.calls.items() if op.split(":", 1)[1].startswith(WRITE_PREFIXES))
 
-    @cached_property
+    @property
     def s3(self) -> Any:
-        return self._client("s3")
+        return self.client("s3")
 
-    @cached_property
+    @property
     def iam(self) -> Any:
-        return self._client("iam")
+        return self.client("iam")
 
-    @cached_property
+    @property
     def ssm(self) -> Any:
-        return self._client("ssm")
+        return self.client("ssm")
 
-    @cached_property
+    @property
     def sts(self) -> Any:
-        return self._client("sts")
+        return self.client("sts")
 
-    def warm(self) -> None:
-        """Create every client up front: boto3's client creation is not safe to race across threads."""
-        for service in ("sts", "s3", "iam", "ssm"):
-            getattr(self, service)
+    def warm(self, services: tuple[str, ...] = ("sts", "s3", "iam", "ssm")) -> None:
+        """Create clients up front, before threads share them."""
+        for service in services:
+            self.client(service)
 
     def identity(self) -> Identity:
-        answer = call(self.sts.get_caller_identity, "caller identity")
-        assert answer is not None
+        answer = call(self.sts.get_caller_identity, "caller identity") or {}
         return Identity(answer["Account"], answer["Arn"], answer["Arn"].split(":")[1])

@@ -86,9 +86,7 @@ def make_plan(session: Session, operation: str = "apply") -> tuple[Plan, dict[st
     else:
         changes = [r.diff(observed[r.address]) for r in session.resources]
     env = session.env
-    notes = []
-    if operation == "destroy" and env.removal_policy == "retain":
-        notes.append(f"removal_policy is retain: bucket {env.bucket.name} and every object in it stay")
+    notes = [note for note in [retention_note(env, changes)] if note] if operation == "destroy" else []
     plan = Plan(
         environment=env.name,
         manifest=env.source,
@@ -102,6 +100,14 @@ def make_plan(session: Session, operation: str = "apply") -> tuple[Plan, dict[st
         notes=tuple(notes),
     )
     return plan, observed
+
+
+def retention_note(env: Environment, changes: list[Change]) -> str:
+    """Say plainly when destroy keeps the bucket, whichever guard (manifest or bucket tag) keeps it."""
+    bucket = next(c for c in changes if c.kind == Bucket.kind)
+    if bucket.is_noop and bucket.before is not None:
+        return f"bucket {env.bucket.name} and every object in it stay: {bucket.reason}"
+    return ""
 
 
 def check_adoption(plan: Plan, adopt: bool) -> None:
@@ -265,6 +271,9 @@ def converge(
         return Outcome(plan, applied=False)
     adopt = adopt or bool(saved and saved.adopt)
     check_adoption(plan, adopt)
+    confirm = hooks.confirm if saved is None else None
+    if confirm is not None:
+        confirm(plan)  # before the lock: a refusal or a slow answer never holds it
     with lock.held(session.clients, session.env, operation, timeout=lock_timeout, on_wait=hooks.waiting):
         fresh, _ = make_plan(session, operation)
         if saved is not None:
@@ -274,7 +283,7 @@ def converge(
                 return Outcome(fresh, applied=False, superseded=True)
             hooks.replanned(fresh)
             check_adoption(fresh, adopt)
-        if saved is None and hooks.confirm is not None:
-            hooks.confirm(fresh)
+            if confirm is not None:
+                confirm(fresh)  # what was approved is not what would run any more
         execute(session, fresh, on_step=hooks.on_step, progress=hooks.progress)
     return Outcome(fresh, applied=True)

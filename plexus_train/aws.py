@@ -1,44 +1,24 @@
-"""boto3 clients for the training module: one region, botocore's standard retry mode, AWS_ENDPOINT_URL
-honoured (the sandbox). Error wording and the eventual-consistency retry come from plexus_infra.aws."""
+"""boto3 clients for the training module: the same `plexus_infra.aws.Clients` (standard retry mode, call
+counting, AWS_ENDPOINT_URL honoured), with the services training and deployment use."""
 
 from __future__ import annotations
 
-import threading
-from functools import cached_property
 from typing import Any
 
+from plexus_infra.aws import Clients as InfraClients
 
-class Clients:
-    """Lazily created clients for the services training and deployment use."""
 
-    def __init__(self, region: str):
-        self.region = region
-        self._lock = threading.Lock()
+class Clients(InfraClients):
+    """Adds SageMaker, its runtime and CloudWatch Logs to the infrastructure clients."""
 
-    def _client(self, service: str) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        config = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=120)
-        with self._lock:
-            return boto3.session.Session(region_name=self.region).client(service, config=config)
-
-    @cached_property
-    def s3(self) -> Any:
-        return self._client("s3")
-
-    @cached_property
-    def ssm(self) -> Any:
-        return self._client("ssm")
-
-    @cached_property
+    @property
     def sagemaker(self) -> Any:
-        return self._client("sagemaker")
+        return self.client("sagemaker")
 
-    @cached_property
+    @property
     def runtime(self) -> Any:
-        return self._client("sagemaker-runtime")
+        return self.client("sagemaker-runtime")
 
-    @cached_property
+    @property
     def logs(self) -> Any:
-        return self._client("logs")
+        return self.client("logs")

@@ -289,18 +289,18 @@ class Injector:
 @contextmanager
 def installed(injector: Injector) -> Iterator[Injector]:
     """Every `Clients` made inside the block gets the injector's hooks on each of its boto3 clients."""
-    original = Clients._client
+    original = Clients._new_client
 
     def hooked(self: Clients, service: str) -> Any:
         client = original(self, service)
         injector.attach(client)
         return client
 
-    Clients._client = hooked  # type: ignore[method-assign]
+    Clients._new_client = hooked  # type: ignore[method-assign]
     try:
         yield injector
     finally:
-        Clients._client = original  # type: ignore[method-assign]
+        Clients._new_client = original  # type: ignore[method-assign]
 
 
 def from_environment(spec: dict[str, Any]) -> Injector:

@@ -134,7 +134,7 @@ def test_failed_job_raises_its_failure_reason(sandbox, project: Path) -> None:
         },
         {"TrainingJobName": JOB},
     )
-    chosen.clients.__dict__["sagemaker"] = _Split(stubbed=sagemaker, create=real_create)
+    chosen.clients._clients["sagemaker"] = _Split(stubbed=sagemaker, create=real_create)
     with stubber, pytest.raises(TrainingJobFailed, match=r"training job .* failed: AlgorithmError: single class"):
         chosen.train(score, dataset)
     assert boto3.client("sagemaker").describe_training_job(TrainingJobName=JOB)["TrainingJobName"] == JOB
@@ -162,7 +162,7 @@ def test_job_creation_retries_while_the_role_propagates(sandbox, project: Path) 
     stubber.add_client_error("create_training_job", "ValidationException", "Invalid instance type")
     score = find_score("Test Scorecard v 1.0", "Ticket Topic")
     request = chosen.job_request("x", score, score.config)
-    chosen.clients.__dict__["sagemaker"] = sagemaker
+    chosen.clients._clients["sagemaker"] = sagemaker
     with stubber:
         chosen._create_job("x", request)
         with pytest.raises(PlexusError, match="Invalid instance type"):
