@@ -20,11 +20,9 @@ from plexus_infra import __version__
 
 # Stable exit codes (docs/ci.md). 2 means "changes present" for plan --detailed-exitcode and
 # ci --plan-only --detailed-exitcode, and "live state drifted" for ci --drift-check.
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CHANGES = 2
+from plexus_infra.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ArgumentParser, run_command
+
 EXIT_DRIFT = EXIT_CHANGES
-EXIT_INTERRUPTED = 130
 
 ENVIRONMENTS_DIR = "environments"
 
@@ -81,7 +79,7 @@ def _usage(message: str) -> _UsageError:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="plexus-infra",
         description="Declarative provisioner for Plexus's ML training infrastructure (S3, IAM, SSM), "
         "reconciled with boto3 against the live account; no state file.",
@@ -424,24 +422,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run one command, map every expected failure to one line and an exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        with _sigterm_interrupts(args.command):
-            return COMMANDS[args.command](args)
-    except _UsageError as exc:
-        parser.error(str(exc))
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:
-        from plexus_infra.errors import ManifestError, PlexusError
 
-        if args.debug or not isinstance(exc, PlexusError):
-            raise
-        from plexus_infra.render import print_error, print_problems
+    def command() -> int:
+        try:
+            with _sigterm_interrupts(args.command):
+                return COMMANDS[args.command](args)
+        except _UsageError as exc:
+            parser.error(str(exc))
 
-        if isinstance(exc, ManifestError):
-            print_problems(exc.problems)
-        else:
-            print_error(str(exc))
-        return EXIT_ERROR
-    return EXIT_ERROR
+    return run_command(command, debug=args.debug)

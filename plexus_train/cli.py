@@ -8,16 +8,12 @@ so `plexus --help` is instant.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from plexus_infra.exits import EXIT_ERROR, EXIT_OK, ArgumentParser, run_command
 from plexus_train import __version__
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 
 
 def _add_score(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +33,7 @@ def _add_env(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plexus", description="Train, deploy and query Plexus score classifiers.")
+    parser = ArgumentParser(prog="plexus", description="Train, deploy and query Plexus score classifiers.")
     parser.add_argument("--version", action="version", version=f"plexus {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for failures")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -217,22 +213,5 @@ COMMANDS = {"train": _cmd_train, "provision": _cmd_provision, "predict": _cmd_pr
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run one command, map every expected failure to one line and an exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:
-        from plexus_infra.errors import ManifestError, PlexusError
-
-        if args.debug or not isinstance(exc, PlexusError):
-            raise
-        from plexus_infra.render import print_error, print_problems
-
-        if isinstance(exc, ManifestError):
-            print_problems(exc.problems)
-        else:
-            print_error(str(exc))
-        return EXIT_ERROR
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: COMMANDS[args.command](args), debug=args.debug)

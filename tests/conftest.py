@@ -7,11 +7,14 @@ credentials and points boto3 at a closed local port; the `aws` fixture then poin
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from plexus_infra.sandbox import REAL_AWS_VARIABLES, Sandbox, running_sandbox
+from tests.helpers import ROOT
 
 for _name in REAL_AWS_VARIABLES:
     os.environ.pop(_name, None)
@@ -43,3 +46,11 @@ def sandbox(sandbox_server: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterato
     for key, value in sandbox_server.environment().items():
         monkeypatch.setenv(key, value)
     yield sandbox_server
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repository's manifests as the working directory, free to edit."""
+    shutil.copytree(ROOT / "environments", tmp_path / "environments")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

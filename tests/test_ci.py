@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 from pathlib import Path
 
 import boto3
@@ -29,14 +28,6 @@ def no_ci_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests may themselves run in CI: its branch variables must not leak into them."""
     for name in (*ci.BRANCH_VARIABLES, "GITHUB_STEP_SUMMARY"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the repository's manifests as the working directory, free to edit."""
-    shutil.copytree(ROOT / "environments", tmp_path / "environments")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 # --- choosing the branch and the environment (pure) ------------------------------------------------------

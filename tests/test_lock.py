@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,18 +18,9 @@ from plexus_infra.aws import Clients
 from plexus_infra.errors import LockError, PlexusError
 from plexus_infra.manifest.validate import load_environment
 from plexus_infra.sandbox import Sandbox
-from tests.helpers import ROOT
 
 LOCK = "/plexus/staging/lock"
 BUCKET = "plexus-staging-training"
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the repository's manifests as the working directory, free to edit."""
-    shutil.copytree(ROOT / "environments", tmp_path / "environments")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture

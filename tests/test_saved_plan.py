@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import boto3
@@ -12,18 +11,9 @@ import pytest
 from plexus_infra import cli
 from plexus_infra.aws import Clients
 from plexus_infra.sandbox import Sandbox
-from tests.helpers import ROOT
 
 BUCKET = "plexus-staging-training"
 LOCK = "/plexus/staging/lock"
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the repository's manifests as the working directory, free to edit."""
-    shutil.copytree(ROOT / "environments", tmp_path / "environments")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.fixture
