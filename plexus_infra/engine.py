@@ -116,7 +116,8 @@ def check_adoption(plan: Plan, adopt: bool) -> None:
     if foreign and not adopt:
         raise GuardError(
             f"{', '.join(foreign)} already exist without plexus-infra ownership tags; "
-            "rerun with --adopt to take them over"
+            "rerun with --adopt to take them over (safe too when an earlier apply was interrupted "
+            "right after creating them, before it could tag them)"
         )
 
 
