@@ -29,6 +29,7 @@ from typing import Any
 from plexus_infra.aws import Clients, call
 from plexus_infra.errors import ApplyError, LockError, PlexusError
 from plexus_infra.manifest.model import Environment
+from plexus_infra.resources.base import tag_list
 
 LOCK_NAME = "lock"
 # A run that dies without releasing leaves its lock behind; after this long force-unlock may break it without --force.
@@ -139,7 +140,7 @@ def try_acquire(clients: Clients, env: Environment, lock: LockInfo) -> bool:
         Value=lock.to_json(),
         Type="String",
         Description=f"plexus-infra lock for {env.name}: held while an apply or destroy writes",
-        Tags=[{"Key": key, "Value": value} for key, value in sorted(env.ownership_tags.items())],
+        Tags=tag_list(env.ownership_tags),
     )
     return created is not None
 

@@ -16,6 +16,8 @@ from typing import Any
 from plexus_infra.errors import PlexusError
 
 MAX_SHOWN_ROWS = 5
+MAX_SHOWN_COLUMNS = 20
+MAX_SHOWN_NAME = 60
 
 
 class DataError(PlexusError):
@@ -71,9 +73,9 @@ def to_dataset(
     """
     missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
-        raise DataError(
-            f"{source}: no column {', '.join(map(repr, missing))}; the columns are: {', '.join(columns) or 'none'}"
-        )
+        shown = ", ".join(map(_column, columns[:MAX_SHOWN_COLUMNS]))
+        shown += ", …" if len(columns) > MAX_SHOWN_COLUMNS else ""
+        raise DataError(f"{source}: no column {', '.join(map(repr, missing))}; the columns are: {shown or 'none'}")
     rows = list(rows)
     if not rows:
         raise DataError(f"{source}: no data rows")
@@ -112,6 +114,14 @@ def _is_text(value: Any) -> bool:
     except ValueError:
         return True
     return False
+
+
+def _column(name: Any) -> str:
+    """A header cell as it reads in a one-line message: plain when printable and short, else quoted/clipped."""
+    text = str(name)
+    if len(text) > MAX_SHOWN_NAME:
+        text = text[: MAX_SHOWN_NAME - 1] + "…"
+    return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
 def _rows(numbers: list[int]) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.errors import PlexusError
+from plexus_infra.errors import ManifestError, PlexusError
 from plexus_infra.manifest.loader import load_yaml
 from plexus_train.dataset import DataError, Dataset, read_csv, to_dataset
 from plexus_train.schemas import check
@@ -33,13 +33,16 @@ class DataSource:
 def resolve(name: str, root: Path = DATASOURCES_DIR) -> DataSource:
     """A data source by name (datasources/NAME.yaml) or by file path."""
     named = root / f"{name}.yaml"
-    if named.is_file():
+    if _is_file(named):
         doc = load_yaml(named, what="data source")
         check(doc, "datasource")
         data = doc.data
         location = data["path"]
         if not location.startswith("s3://"):
-            location = str((named.parent / location).resolve())
+            try:
+                location = str((named.parent / location).resolve())
+            except (OSError, ValueError) as exc:  # a NUL byte, a loop of links
+                raise ManifestError([doc.problem(("path",), f"not a usable path: {exc}")]) from None
         return DataSource(
             location, data.get("format") or _format(location), data.get("text_column"), data.get("label_column")
         )
@@ -75,9 +78,20 @@ def _read_bytes(location: str, s3: Any) -> bytes:
         answer = call(s3.get_object, location, error=AwsError, Bucket=bucket, Key=key)
         return answer["Body"].read()
     path = Path(location)
-    if not path.is_file():
+    if not _is_file(path):
         raise DataError(f"{location}: no such data file")
-    return path.read_bytes()
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{location}: cannot read: {exc.strerror or exc}") from None
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, but a name that cannot be a file (too long, a NUL byte) is simply not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _read_parquet(raw: bytes, location: str) -> tuple[list[str], list[dict[str, Any]]]:
@@ -85,5 +99,8 @@ def _read_parquet(raw: bytes, location: str) -> tuple[list[str], list[dict[str, 
         import pyarrow.parquet as parquet
     except ImportError:
         raise PlexusError(f"{location}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-    table = parquet.read_table(io.BytesIO(raw))
-    return list(table.column_names), table.to_pylist()
+    try:
+        table = parquet.read_table(io.BytesIO(raw))
+    except Exception as exc:  # pyarrow's errors (ArrowInvalid, ...) share no base class worth naming here
+        raise DataError(f"{location}: not a readable Parquet file: {' '.join(str(exc).split())[:200]}") from None
+    return [str(c) for c in table.column_names], table.to_pylist()

@@ -20,6 +20,7 @@ from plexus_train.schemas import check
 
 SCORECARDS_DIR = Path("scorecards")
 NON_WORD = re.compile(r"\W+")
+MAX_KEY_BYTES = 200  # keys name directories and S3 key segments: stay well inside a file name's 255 bytes
 
 # Score YAML field → TrainingConfig field, where the names differ (Plexus's YAML names are kept).
 YAML_TO_CONFIG = {
@@ -127,7 +128,7 @@ def find_score(scorecard: str, score: str, root: Path = SCORECARDS_DIR) -> Score
         raise PlexusError(f"scorecard {card.name!r} has {len(found)} scores matching {score!r}; give its key")
     doc, path = found[0]
     check(doc, "scorecard" if path else "score")
-    return _score(card, doc, _at(doc, path))
+    return _score(card, doc, path)
 
 
 def _scorecards(root: Path) -> list[_Candidate]:
@@ -173,7 +174,8 @@ def _at(doc: YamlDocument, path: tuple[str | int, ...]) -> Any:
     return value
 
 
-def _score(card: _Candidate, doc: YamlDocument, data: dict[str, Any]) -> Score:
+def _score(card: _Candidate, doc: YamlDocument, path: tuple[str | int, ...]) -> Score:
+    data = _at(doc, path)
     config = TrainingConfig(**{YAML_TO_CONFIG[k]: v for k, v in data.items() if k in YAML_TO_CONFIG})
     training = dict(data.get("training", {}))
     deployment = Deployment(**training.pop("deployment", {}))
@@ -189,6 +191,21 @@ def _score(card: _Candidate, doc: YamlDocument, data: dict[str, Any]) -> Score:
         text_column=data.get("text_column"),
         label_column=data.get("label_column"),
     )
-    if not score.key:
-        raise ManifestError([Problem(doc.file, None, None, "name", "the score's name gives an empty key; set key")])
+    if _bad_key(card.key):
+        if path:  # a whole-scorecard file: its name gave the key
+            problem = doc.problem(("name",), f"the scorecard's name gives {_bad_key(card.key)}; set key")
+        else:  # the per-score layout: the directory's name gave the key
+            folder = str(Path(doc.file).parent)
+            problem = Problem(folder, None, None, "", f"the directory name gives {_bad_key(card.key)}; rename it")
+        raise ManifestError([problem])
+    if _bad_key(score.key):
+        raise ManifestError([doc.problem((*path, "name"), f"the score's name gives {_bad_key(score.key)}; set key")])
     return score
+
+
+def _bad_key(key: str) -> str | None:
+    """What is wrong with a derived key (it names directories and S3 key segments), else None."""
+    size = len(key.encode("utf-8"))
+    if not key:
+        return "an empty key"
+    return f"a key of {size} bytes (the limit is {MAX_KEY_BYTES})" if size > MAX_KEY_BYTES else None

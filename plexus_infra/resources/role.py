@@ -202,24 +202,18 @@ class Role(Removable):
     def delete(self, clients: Clients, change: Change, progress: Any = None) -> None:
         """A role with policies cannot be deleted (DeleteConflict): detach and delete them first."""
         resource = f"role {self.name}"
-        for arn in RoleAttachments(self.ctx).attached(clients) or ():
-            call(
-                clients.iam.detach_role_policy,
-                resource,
-                absent=ROLE_ABSENT,
-                error=ApplyError,
-                RoleName=self.name,
-                PolicyArn=arn,
-            )
-        for policy in InlinePolicies(self.ctx).names(clients) or ():
-            call(
-                clients.iam.delete_role_policy,
-                resource,
-                absent=ROLE_ABSENT,
-                error=ApplyError,
-                RoleName=self.name,
-                PolicyName=policy,
-            )
+        dependents = [
+            *(
+                (clients.iam.detach_role_policy, {"PolicyArn": arn})
+                for arn in RoleAttachments(self.ctx).attached(clients) or ()
+            ),
+            *(
+                (clients.iam.delete_role_policy, {"PolicyName": name})
+                for name in InlinePolicies(self.ctx).names(clients) or ()
+            ),
+        ]
+        for method, target in dependents:
+            call(method, resource, absent=ROLE_ABSENT, error=ApplyError, RoleName=self.name, **target)
         call(clients.iam.delete_role, resource, absent=ROLE_ABSENT, error=ApplyError, RoleName=self.name)
 
 
