@@ -106,7 +106,7 @@ def retention_note(env: Environment, changes: list[Change]) -> str:
     """Say plainly when destroy keeps the bucket, whichever guard (manifest or bucket tag) keeps it."""
     bucket = next(c for c in changes if c.kind == Bucket.kind)
     if bucket.is_noop and bucket.before is not None:
-        return f"bucket {env.bucket.name} and every object in it stay: {bucket.reason}"
+        return f"bucket {env.bucket.name} and every object in it stay ({bucket.reason})"
     return ""
 
 

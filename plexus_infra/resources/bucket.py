@@ -97,7 +97,7 @@ class Bucket(Removable):
         if not owned_by(observed["tags"], env):
             return noop(self.address, observed, "not managed by plexus-infra for this environment; left alone")
         if env.removal_policy != "destroy":
-            return noop(self.address, observed, "retained (removal_policy: retain): the bucket and every object stay")
+            return noop(self.address, observed, "retained: removal_policy is retain; a later apply picks the bucket up again")
         if observed["tags"].get(REMOVAL_POLICY_TAG) != "destroy":
             return noop(
                 self.address,
