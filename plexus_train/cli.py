@@ -78,9 +78,16 @@ def _positive(text: str) -> int:
 
 
 def _console() -> Any:
+    """The shared rich console, printing plain text: names, labels and paths are data, never markup."""
     from plexus_infra.render import console
 
     return console()
+
+
+def escape(text: Any) -> str:
+    from plexus_infra.render import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def _aws(env_name: str | None) -> tuple[Any, Any]:
@@ -115,11 +122,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     dataset = datasources.load(source, text_column, label_column, s3)
     out = _console()
     out.print(
-        f"{score.scorecard_name} / {score.name}: {len(dataset.texts)} examples from {dataset.source}, "
-        f"classes {dataset.class_counts()}, platform {score.training.platform}"
+        escape(
+            f"{score.scorecard_name} / {score.name}: {len(dataset.texts)} examples from {dataset.source}, "
+            f"classes {dataset.class_counts()}, platform {score.training.platform}"
+        )
     )
     result = _platform(score, args, out).train(score, dataset)
-    out.print(f"[green]✓[/] model: {result.location}")
+    out.print(f"[green]✓[/] model: {escape(result.location)}")
     return EXIT_OK
 
 
@@ -154,7 +163,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     if args.action == "endpoint":
         result = provisioner.provision(score, args.model_s3_uri)
         for change in result.changes:
-            out.print(f"[green]+[/] {change}")
+            out.print(f"[green]+[/] {escape(change)}")
         for noop in result.noops:
             out.print(f"  no-op: {noop}")
         verdict = "updated" if result.changes else "no changes"
@@ -171,7 +180,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     else:
         deleted = provisioner.delete(score)
         for item in deleted:
-            out.print(f"[red]-[/] deleted {item}")
+            out.print(f"[red]-[/] deleted {escape(item)}")
         if not deleted:
             out.print(f"no-op: no endpoint {endpoint_name(score)}")
     return EXIT_OK
@@ -204,7 +213,7 @@ def _print_predictions(rows: list[dict[str, Any]]) -> None:
 
     table = Table("text", "value", "confidence")
     for row in rows:
-        table.add_row(row["text"], str(row["value"]), f"{row['confidence']:.3f}")
+        table.add_row(escape(row["text"]), escape(row["value"]), f"{row['confidence']:.3f}")
     _console().print(table)
 
 

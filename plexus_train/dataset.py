@@ -42,9 +42,11 @@ class Dataset:
     def to_csv(self) -> bytes:
         """The examples as UTF-8 CSV with the dataset's own column names (what a training job reads)."""
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([self.text_column, self.label_column])
-        writer.writerows(zip(self.texts, self.labels, strict=True))
+        plain = csv.writer(out, lineterminator="\n")
+        # csv quotes only the line terminator's characters: a lone "\r" left bare would read back as a row break.
+        quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        for row in [(self.text_column, self.label_column), *zip(self.texts, self.labels, strict=True)]:
+            (quoted if any("\r" in value for value in row) else plain).writerow(row)
         return out.getvalue().encode("utf-8")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.retries.standard import ExponentialBackoff
 
 from plexus_infra.sandbox import REAL_AWS_VARIABLES, Sandbox, running_sandbox
 from tests.helpers import ROOT
@@ -54,3 +55,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(ROOT / "environments", tmp_path / "environments")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's own retry backoff, with its 1 s throttling base scaled to 50 ms so fault suites stay fast."""
+    monkeypatch.setitem(ExponentialBackoff._DEFAULT_BACKOFF_CONFIG, "throttling_base_scale", 0.05)

@@ -42,7 +42,11 @@ TRANSIENT: dict[str, tuple[Fault, ...]] = {
     "iam": (("Throttling", 400), ("ServiceFailure", 500), ("ServiceUnavailable", 503)),
     "sts": (("Throttling", 400), ("InternalError", 500)),
     "ssm": (("ThrottlingException", 400), ("InternalServerError", 500), ("ServiceUnavailable", 503)),
+    "sagemaker": (("ThrottlingException", 400), ("InternalFailure", 500), ("ServiceUnavailable", 503)),
+    "cloudwatch-logs": (("ThrottlingException", 400), ("ServiceUnavailableException", 500)),
 }
+# Services speaking JSON 1.1 (botocore's event names).
+JSON_SERVICES = frozenset({"ssm", "sagemaker", "cloudwatch-logs"})
 
 QUERY_NAMESPACES = {
     "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
@@ -64,7 +68,7 @@ class _Body:
 
 def error_body(service: str, code: str, message: str) -> tuple[bytes, dict[str, str]]:
     """An error document in the service's wire protocol (rest-xml, query or json)."""
-    if service == "ssm":
+    if service in JSON_SERVICES:
         return json.dumps({"__type": code, "message": message}).encode(), {"Content-Type": "application/x-amz-json-1.1"}
     error = f"<Code>{code}</Code><Message>{message}</Message>"
     if service == "s3":

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.retries.standard import ExponentialBackoff
 
 from plexus_infra.aws import Clients
 from plexus_infra.cli import main
@@ -27,13 +26,7 @@ FAULT_RATE = 0.25
 SEEDS = (1, 2, 3)
 
 
-@pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """botocore's own backoff, with the 1 s throttling base scaled to 50 ms so the suite stays fast."""
-    monkeypatch.setitem(ExponentialBackoff._DEFAULT_BACKOFF_CONFIG, "throttling_base_scale", 0.05)
-
-
-pytestmark = pytest.mark.usefixtures("sandbox")
+pytestmark = pytest.mark.usefixtures("sandbox", "fast_backoff")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
