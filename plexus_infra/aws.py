@@ -8,6 +8,7 @@ visible yet, a role that is not assumable yet). Resource modules never sleep or 
 from __future__ import annotations
 
 import functools
+import math
 import random
 import threading
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
 
-from plexus_infra.errors import AwsError, ObserveError
+from plexus_infra.errors import ApplyError, AwsError, ObserveError
 
 T = TypeVar("T")
 
@@ -129,6 +130,21 @@ def until_consistent(
                 raise
         sleep(delay * random.uniform(0.5, 1.0))
         delay = min(delay * 2, max_delay)
+
+
+def waiter_config(timeout: float, delay: float = 1.0) -> dict[str, int]:
+    """A timeout in seconds as botocore's WaiterConfig (Delay, MaxAttempts)."""
+    return {"Delay": max(1, round(delay)), "MaxAttempts": max(1, math.ceil(timeout / max(delay, 1.0)))}
+
+
+def wait_for(client: Any, waiter: str, resource: str, *, timeout: float = 60.0, **params: Any) -> None:
+    """Wait with one of botocore's own waiters; a timeout or a failure is one ApplyError line."""
+    from botocore.exceptions import WaiterError
+
+    try:
+        client.get_waiter(waiter).wait(WaiterConfig=waiter_config(timeout), **params)
+    except WaiterError as exc:
+        raise ApplyError(f"waiting for {resource} ({waiter}): {exc.kwargs.get('reason') or exc}") from exc
 
 
 @functools.cache

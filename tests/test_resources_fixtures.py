@@ -4,7 +4,8 @@ Each file holds `description`, optional `manifest` (overrides deep-merged into `
 `observed` (boto3 method → the response recorded from moto, edited per case; `{"Error": {"Code": ...}}` for an
 AWS error; `{"@by": ARG, "@answers": {value: response}}` when the answer depends on a request argument) and the
 expected result: `actions` and `changes` (the changed attributes, in order), or `noop_reason`; `foreign` when
-the live resource lacks ownership tags. A case without `noop_reason` that yields a no-op fails, as pyinfra's
+the live resource lacks ownership tags; or `refused`, a GuardError's words, when the diff must not happen.
+A case without `noop_reason` that yields a no-op fails, as pyinfra's
 operation tests do.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from plexus_infra.aws import Identity
 from plexus_infra.engine import RESOURCE_KINDS
+from plexus_infra.errors import GuardError
 from plexus_infra.manifest.model import environment_from_data
 from plexus_infra.resources.base import Context, Resource
 
@@ -94,6 +97,10 @@ def test_fixture(path: Path) -> None:
     snapshot = copy.deepcopy(case)
 
     observed = resource.observe(clients)  # type: ignore[arg-type]
+    if "refused" in case:
+        with pytest.raises(GuardError, match=re.escape(case["refused"])):
+            resource.diff(observed)
+        return
     change = resource.diff(observed)
 
     if "noop_reason" in case:
@@ -130,4 +137,4 @@ def test_every_fixture_has_a_description_and_one_expectation() -> None:
     for path in FIXTURES.glob("*/*.json"):
         case = json.loads(path.read_text(encoding="utf-8"))
         assert case.get("description"), path
-        assert ("noop_reason" in case) != ("changes" in case), path
+        assert sum(key in case for key in ("noop_reason", "changes", "refused")) == 1, path

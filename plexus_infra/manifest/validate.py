@@ -341,6 +341,23 @@ def _transition_step(before: dict[str, Any], after: dict[str, Any], path: Path_)
         yield (*path, "storage_class"), f"S3 cannot move objects from {earlier} to {warmer}"
 
 
+def _policy_statements(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
+    """Each extra bucket policy statement must read as IAM grammar, as plan will read it."""
+    from jsonschema import Draft202012Validator
+
+    from plexus_infra.policy import normalize_policy
+
+    schema = Draft202012Validator({"$ref": "#/$defs/statement", "$defs": manifest_schema()["$defs"]})
+    statements = _get(data, "bucket", "policy_statements", default=[])
+    for index, statement in enumerate(statements if isinstance(statements, list) else []):
+        if not schema.is_valid(statement):
+            continue  # the schema has said what is wrong with it
+        try:
+            normalize_policy({"Version": "2012-10-17", "Statement": [statement]})
+        except ValueError as exc:
+            yield ("bucket", "policy_statements", index), str(exc).replace("policy statement 0: ", "")
+
+
 AWS_RULES: tuple[Rule, ...] = (
     _bucket_name,
     _region_and_account,
@@ -349,6 +366,7 @@ AWS_RULES: tuple[Rule, ...] = (
     _parameter_prefix,
     _encryption,
     _lifecycle,
+    _policy_statements,
 )
 
 

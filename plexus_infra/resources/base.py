@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from plexus_infra.aws import Clients, Identity
+from plexus_infra.errors import GuardError, ObserveError
 from plexus_infra.manifest.model import ENVIRONMENT_TAG, MANAGED_BY, MANAGED_BY_TAG, Environment
-from plexus_infra.plan import DELETE, Change, compare, noop
+from plexus_infra.plan import DELETE, UPDATE, Change, compare, noop
+from plexus_infra.policy import parse_policy
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,56 @@ def owned_by(tags: dict[str, str] | None, env: Environment) -> bool:
     """True when live tags mark the resource as this tool's, for this environment."""
     tags = tags or {}
     return tags.get(MANAGED_BY_TAG) == MANAGED_BY and tags.get(ENVIRONMENT_TAG) == env.name
+
+
+def claim(change: Change, tags: dict[str, str] | None, env: Environment, desired: dict[str, Any]) -> Change:
+    """Ownership decides what a diff may do. Ours: the change as it is. Nobody's (no plexus-infra tags): a
+    foreign change, which apply makes only with --adopt. Another plexus-infra environment's: refused outright,
+    because adopting it would move its removal guard and let this environment's destroy delete it."""
+    if tags is None or owned_by(tags, env):
+        return change
+    if tags.get(MANAGED_BY_TAG) == MANAGED_BY:
+        owner = tags.get(ENVIRONMENT_TAG, "(unnamed)")
+        raise GuardError(
+            f"{change.address} belongs to plexus-infra environment {owner!r}, not {env.name!r} ({env.source}); "
+            "refusing to take it over, even with --adopt"
+        )
+    return replace(
+        change,
+        actions=UPDATE,
+        after=desired,
+        changed=change.changed or ("tags",),
+        reason="exists without plexus-infra ownership tags (foreign)",
+        foreign=True,
+    )
+
+
+def left_alone(address: str, observed: dict[str, Any]) -> Change:
+    """Destroy never touches what is not this environment's."""
+    return noop(address, observed, "not managed by plexus-infra for this environment; left alone")
+
+
+def sync_tags(
+    live: dict[str, str],
+    wanted: dict[str, str],
+    untag: Callable[[list[str]], object],
+    tag: Callable[[list[dict[str, str]]], object],
+) -> None:
+    """Make live tags equal `wanted` with the fewest writes: untag the stale keys, set only what differs."""
+    stale = sorted(set(live) - set(wanted))
+    if stale:
+        untag(stale)
+    differing = tags_to_set(live, wanted)
+    if differing:
+        tag(tag_list(differing))
+
+
+def live_policy(document: Any, resource: str) -> dict[str, Any]:
+    """A policy document as AWS returned it, parsed; one that is not IAM grammar is a clear ObserveError."""
+    try:
+        return parse_policy(document)
+    except ValueError as exc:
+        raise ObserveError(f"{resource}: the live policy document cannot be read: {exc}") from None
 
 
 def tag_dict(tag_list: list[dict[str, str]] | None) -> dict[str, str]:

@@ -6,11 +6,20 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any, ClassVar
 
-from plexus_infra.aws import Clients, call, until_consistent
+from plexus_infra.aws import Clients, call, until_consistent, wait_for
 from plexus_infra.errors import ApplyError, GuardError
 from plexus_infra.manifest.model import REMOVAL_POLICY_TAG
 from plexus_infra.plan import CREATE, DELETE, Change, noop
-from plexus_infra.resources.base import Progress, Removable, Resource, owned_by, tag_dict, tag_list
+from plexus_infra.resources.base import (
+    Progress,
+    Removable,
+    Resource,
+    claim,
+    left_alone,
+    owned_by,
+    tag_dict,
+    tag_list,
+)
 
 BUCKET_ABSENT = ("404", "NoSuchBucket", "NotFound")
 DELETE_BATCH = 1000
@@ -51,18 +60,7 @@ class Bucket(Removable):
                 f"bucket {self.name} is in {observed['region']} but {self.ctx.env.source} says "
                 f"{self.ctx.env.region}; S3 cannot move a bucket: change region or bucket.name"
             )
-        change = super().diff(observed)
-        if observed is not None and not owned_by(observed["tags"], self.ctx.env):
-            return Change(
-                change.address,
-                ("update",),
-                observed,
-                self.desired(),
-                ("tags",),
-                "exists without this environment's plexus-infra tags (foreign)",
-                foreign=True,
-            )
-        return change
+        return claim(super().diff(observed), observed and observed["tags"], self.ctx.env, self.desired())
 
     def apply(self, clients: Clients, change: Change) -> None:
         if change.actions == CREATE:
@@ -88,16 +86,18 @@ class Bucket(Removable):
             Bucket=self.name,
             **location,
         )
-        clients.s3.get_waiter("bucket_exists").wait(Bucket=self.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        wait_for(clients.s3, "bucket_exists", f"bucket {self.name}", Bucket=self.name)
 
     def destroy(self, observed: dict[str, Any] | None) -> Change:
         env = self.ctx.env
         if observed is None:
             return noop(self.address, None, "already absent")
         if not owned_by(observed["tags"], env):
-            return noop(self.address, observed, "not managed by plexus-infra for this environment; left alone")
+            return left_alone(self.address, observed)
         if env.removal_policy != "destroy":
-            return noop(self.address, observed, "retained: removal_policy is retain; a later apply picks the bucket up again")
+            return noop(
+                self.address, observed, "retained: removal_policy is retain; a later apply picks the bucket up again"
+            )
         if observed["tags"].get(REMOVAL_POLICY_TAG) != "destroy":
             return noop(
                 self.address,

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 from plexus_infra.aws import Clients, call, until_consistent
 from plexus_infra.errors import ApplyError
 from plexus_infra.plan import Change, noop
-from plexus_infra.policy import canonical_json, parse_policy, policies_equal
+from plexus_infra.policy import canonical_json, policies_equal
+from plexus_infra.resources.base import live_policy
 from plexus_infra.resources.bucket import BucketSetting
 
 
@@ -49,7 +50,7 @@ class BucketPolicy(BucketSetting):
         return {"policy": self.document()}
 
     def normalize(self, raw: dict[str, Any]) -> dict[str, Any]:
-        return {"policy": parse_policy(raw["Policy"])}
+        return {"policy": live_policy(raw["Policy"], f"bucket {self.name}")}
 
     def write_arguments(self) -> dict[str, Any]:
         return {"Policy": canonical_json(self.document())}

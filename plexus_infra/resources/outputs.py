@@ -7,8 +7,8 @@ from typing import Any
 
 from plexus_infra.aws import Clients, call
 from plexus_infra.errors import ApplyError
-from plexus_infra.plan import Change
-from plexus_infra.resources.base import Removable, owned_by, tag_dict, tag_list, tags_to_set
+from plexus_infra.plan import DELETE, Change
+from plexus_infra.resources.base import Removable, claim, owned_by, sync_tags, tag_dict, tag_list
 
 EXPORT_NAME_TAG = "plexus:export-name"
 
@@ -66,63 +66,59 @@ class Outputs(Removable):
     def apply(self, clients: Clients, change: Change) -> None:
         live = change.before or {}
         for name in change.changed:
-            wanted = self.desired()[name]
-            current = live.get(name)
-            if current is None:
-                # Created without Overwrite, so Tags may go along (AWS rejects Overwrite together with Tags).
-                created = call(
-                    clients.ssm.put_parameter,
-                    f"parameter {name}",
-                    absent=("ParameterAlreadyExists",),
-                    error=ApplyError,
-                    Name=name,
-                    Value=wanted["value"],
-                    Type="String",
-                    Tags=tag_list(wanted["tags"]),
-                )
-                # Created with value and tags: nothing more to write. Created meanwhile by someone else
-                # (ParameterAlreadyExists): unknown, so overwrite the value and set every tag.
-                current = wanted if created is not None else {"value": None, "type": None, "tags": {}}
-            if (current["value"], current["type"]) != (wanted["value"], wanted["type"]):
-                call(
-                    clients.ssm.put_parameter,
-                    f"parameter {name}",
-                    error=ApplyError,
-                    Name=name,
-                    Value=wanted["value"],
-                    Type="String",
-                    Overwrite=True,
-                )
-            if current["tags"] != wanted["tags"]:
-                self._sync_tags(clients, name, current["tags"], wanted["tags"])
+            self._publish(clients, name, live.get(name), self.desired()[name])
 
-    def _sync_tags(self, clients: Clients, name: str, live: dict[str, str], wanted: dict[str, str]) -> None:
-        stale = sorted(set(live) - set(wanted))
-        if stale:
-            call(
-                clients.ssm.remove_tags_from_resource,
-                f"parameter {name}",
+    def _publish(self, clients: Clients, name: str, current: dict[str, Any] | None, wanted: dict[str, Any]) -> None:
+        """One parameter: create it with its tags, or overwrite the value and fix the tags, as needed."""
+        resource = f"parameter {name}"
+        if current is None:
+            # Created without Overwrite, so Tags may go along (AWS rejects Overwrite together with Tags).
+            created = call(
+                clients.ssm.put_parameter,
+                resource,
+                absent=("ParameterAlreadyExists",),
                 error=ApplyError,
-                ResourceType="Parameter",
-                ResourceId=name,
-                TagKeys=stale,
+                Name=name,
+                Value=wanted["value"],
+                Type="String",
+                Tags=tag_list(wanted["tags"]),
             )
-        differing = tags_to_set(live, wanted)
-        if differing:
+            if created is not None:
+                return
+            # Created meanwhile by someone else: unknown, so overwrite the value and set every tag.
+            current = {"value": None, "type": None, "tags": {}}
+        if (current["value"], current["type"]) != (wanted["value"], wanted["type"]):
             call(
-                clients.ssm.add_tags_to_resource,
-                f"parameter {name}",
+                clients.ssm.put_parameter,
+                resource,
                 error=ApplyError,
-                ResourceType="Parameter",
-                ResourceId=name,
-                Tags=tag_list(differing),
+                Name=name,
+                Value=wanted["value"],
+                Type="String",
+                Overwrite=True,
             )
+        target = {"ResourceType": "Parameter", "ResourceId": name}
+        sync_tags(
+            current["tags"],
+            wanted["tags"],
+            lambda keys: call(
+                clients.ssm.remove_tags_from_resource, resource, error=ApplyError, TagKeys=keys, **target
+            ),
+            lambda tags: call(clients.ssm.add_tags_to_resource, resource, error=ApplyError, Tags=tags, **target),
+        )
+
+    def diff(self, observed: dict[str, Any] | None) -> Change:
+        """Each existing parameter must be ours; one that is nobody's makes the change foreign (--adopt)."""
+        change = super().diff(observed)
+        for parameter in (observed or {}).values():
+            change = claim(change, parameter["tags"], self.ctx.env, self.desired())
+        return change
 
     def destroy(self, observed: dict[str, Any] | None) -> Change:
         ours = {n: p for n, p in (observed or {}).items() if owned_by(p["tags"], self.ctx.env)}
         if not ours:
             return super().destroy(None)
-        return Change(self.address, ("delete",), ours, None, tuple(sorted(ours)), "removed by destroy")
+        return Change(self.address, DELETE, ours, None, tuple(sorted(ours)), "removed by destroy")
 
     def delete(self, clients: Clients, change: Change, progress: Any = None) -> None:
         names = sorted(change.before or {})

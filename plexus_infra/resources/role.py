@@ -6,11 +6,21 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from plexus_infra.aws import Clients, call, until_consistent
-from plexus_infra.errors import ApplyError
-from plexus_infra.plan import CREATE, Change
-from plexus_infra.policy import canonical_json, parse_policy, policies_equal
-from plexus_infra.resources.base import Removable, Resource, owned_by, tag_dict, tag_list, tags_to_set
+from plexus_infra.aws import Clients, call, until_consistent, wait_for
+from plexus_infra.errors import ApplyError, ObserveError
+from plexus_infra.plan import CREATE, Change, noop
+from plexus_infra.policy import canonical_json, policies_equal
+from plexus_infra.resources.base import (
+    Removable,
+    Resource,
+    claim,
+    left_alone,
+    live_policy,
+    owned_by,
+    sync_tags,
+    tag_dict,
+    tag_list,
+)
 
 ROLE_ABSENT = ("NoSuchEntity",)
 INLINE_POLICY_NAME = "plexus-training-access"
@@ -117,25 +127,14 @@ class Role(Removable):
             return None
         role = answer["Role"]
         return {
-            "trust_policy": parse_policy(role["AssumeRolePolicyDocument"]),
+            "trust_policy": live_policy(role["AssumeRolePolicyDocument"], f"role {self.name}"),
             "description": role.get("Description", ""),
             "max_session_duration": role.get("MaxSessionDuration", 3600),
             "tags": tag_dict(role.get("Tags")),
         }
 
     def diff(self, observed: dict[str, Any] | None) -> Change:
-        change = super().diff(observed)
-        if observed is not None and not owned_by(observed["tags"], self.ctx.env):
-            return Change(
-                change.address,
-                ("update",),
-                observed,
-                self.desired(),
-                change.changed or ("tags",),
-                "exists without this environment's plexus-infra tags (foreign)",
-                foreign=True,
-            )
-        return change
+        return claim(super().diff(observed), observed and observed["tags"], self.ctx.env, self.desired())
 
     def apply(self, clients: Clients, change: Change) -> None:
         wanted = self.desired()
@@ -152,7 +151,7 @@ class Role(Removable):
                 MaxSessionDuration=wanted["max_session_duration"],
                 Tags=tag_list(wanted["tags"]),
             )
-            clients.iam.get_waiter("role_exists").wait(RoleName=self.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+            wait_for(clients.iam, "role_exists", resource, RoleName=self.name)
             if created is not None:
                 return
             # An interrupted apply created it already: bring every attribute in line instead.
@@ -175,29 +174,17 @@ class Role(Removable):
                 MaxSessionDuration=wanted["max_session_duration"],
             )
         if "tags" in changed:
-            self._sync_tags(clients, (change.before or {}).get("tags") or {}, wanted["tags"])
-
-    def _sync_tags(self, clients: Clients, live: dict[str, str], wanted: dict[str, str]) -> None:
-        stale = sorted(set(live) - set(wanted))
-        if stale:
-            call(clients.iam.untag_role, f"role {self.name}", error=ApplyError, RoleName=self.name, TagKeys=stale)
-        differing = tags_to_set(live, wanted)
-        if differing:
-            resource = f"role {self.name}"
-            call(clients.iam.tag_role, resource, error=ApplyError, RoleName=self.name, Tags=tag_list(differing))
+            sync_tags(
+                (change.before or {}).get("tags") or {},
+                wanted["tags"],
+                lambda keys: call(clients.iam.untag_role, resource, error=ApplyError, RoleName=self.name, TagKeys=keys),
+                lambda tags: call(clients.iam.tag_role, resource, error=ApplyError, RoleName=self.name, Tags=tags),
+            )
 
     def destroy(self, observed: dict[str, Any] | None) -> Change:
-        change = super().destroy(observed)
         if observed is not None and not owned_by(observed["tags"], self.ctx.env):
-            return Change(
-                self.address,
-                ("no-op",),
-                observed,
-                observed,
-                (),
-                "not managed by plexus-infra for this environment; left alone",
-            )
-        return change
+            return left_alone(self.address, observed)
+        return super().destroy(observed)
 
     def delete(self, clients: Clients, change: Change, progress: Any = None) -> None:
         """A role with policies cannot be deleted (DeleteConflict): detach and delete them first."""
@@ -251,7 +238,7 @@ class InlinePolicies(Resource):
                 PolicyName=policy,
             )
             if answer is not None:
-                policies[policy] = parse_policy(answer["PolicyDocument"])
+                policies[policy] = live_policy(answer["PolicyDocument"], f"role {self.name} policy {policy}")
         return {"policies": policies}
 
     def apply(self, clients: Clients, change: Change) -> None:
@@ -298,12 +285,22 @@ class RoleAttachments(Resource):
         return None if answer is None else sorted(p["PolicyArn"] for p in answer["AttachedPolicies"])
 
     def observe(self, clients: Clients) -> dict[str, Any] | None:
+        self.check_declared_policies_exist(clients)
         attached = self.attached(clients)
         return None if attached is None else {"managed_policy_arns": attached}
 
+    def check_declared_policies_exist(self, clients: Clients) -> None:
+        """A mistyped ARN fails the plan with its name, instead of an attach retried until it times out."""
+        for arn in self.ctx.env.role.managed_policy_arns:
+            if call(clients.iam.get_policy, f"managed policy {arn}", absent=ROLE_ABSENT, PolicyArn=arn) is None:
+                raise ObserveError(
+                    f"iam:GetPolicy managed policy {arn}: NoSuchEntity "
+                    f"(role.managed_policy_arns in {self.ctx.env.source} names a policy that does not exist)"
+                )
+
     def diff(self, observed: dict[str, Any] | None) -> Change:
         if observed is None and not self.ctx.env.role.managed_policy_arns:
-            return Change(self.address, ("no-op",), None, None, (), "no managed policies declared")
+            return noop(self.address, None, "no managed policies declared")
         return super().diff(observed)
 
     def apply(self, clients: Clients, change: Change) -> None:
