@@ -70,3 +70,24 @@ def test_a_managed_policy_that_does_not_exist_fails_the_plan_by_name(
     assert code == 1
     assert f"iam:GetPolicy managed policy {missing}: NoSuchEntity" in err
     assert "Traceback" not in err
+
+
+def test_outputs_left_under_an_old_parameter_prefix_are_removed_not_orphaned(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert cli(capsys, "apply", "--env", "staging", "--auto-approve")[0] == 0
+    text = (ROOT / "environments" / "staging.yaml").read_text(encoding="utf-8")
+    moved = manifest(tmp_path, "staging", text + "outputs:\n  parameter_prefix: /plexus/v2/staging\n")
+    code, out, err = cli(capsys, "plan", moved)
+    assert code == 0, err
+    assert "- /plexus/staging/training-bucket-name" in out
+    assert "+ /plexus/v2/staging/training-bucket-name" in out
+    assert cli(capsys, "apply", moved, "--auto-approve")[0] == 0
+    names = sorted(p["Name"] for p in boto3.client("ssm").describe_parameters()["Parameters"])
+    assert [n for n in names if not n.endswith("/lock")] == [
+        "/plexus/v2/staging/sagemaker-training-role-arn",
+        "/plexus/v2/staging/training-bucket-arn",
+        "/plexus/v2/staging/training-bucket-name",
+    ]
+    code, out, _ = cli(capsys, "plan", moved, "--detailed-exitcode")
+    assert code == 0 and "No changes" in out

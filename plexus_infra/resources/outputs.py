@@ -3,11 +3,13 @@ export name. One resource for the three, so one `GetParameters` reads them all."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from plexus_infra.aws import Clients, call
 from plexus_infra.errors import ApplyError
-from plexus_infra.plan import DELETE, Change
+from plexus_infra.manifest.model import ENVIRONMENT_TAG
+from plexus_infra.plan import DELETE, UPDATE, Change
 from plexus_infra.resources.base import Removable, claim, owned_by, sync_tags, tag_dict, tag_list
 
 EXPORT_NAME_TAG = "plexus:export-name"
@@ -42,9 +44,13 @@ class Outputs(Removable):
         }
 
     def observe(self, clients: Clients) -> dict[str, Any] | None:
-        names = [output.parameter_name for output in self.ctx.env.outputs]
-        answer = call(clients.ssm.get_parameters, f"parameters {', '.join(names)}", Names=names)
-        found = {p["Name"]: p for p in (answer or {}).get("Parameters", ())}
+        """The declared parameters, plus any this environment published under another name before (a changed
+        parameter_prefix), found by their tags so they can be removed rather than orphaned."""
+        names = sorted({output.parameter_name for output in self.ctx.env.outputs} | set(self.published(clients)))
+        found: dict[str, Any] = {}
+        for batch in (names[i : i + 10] for i in range(0, len(names), 10)):  # GetParameters takes 10 names
+            answer = call(clients.ssm.get_parameters, f"parameters {', '.join(batch)}", Names=batch)
+            found |= {p["Name"]: p for p in (answer or {}).get("Parameters", ())}
         if not found:
             return None
         observed = {}
@@ -63,10 +69,29 @@ class Outputs(Removable):
             }
         return observed
 
+    def published(self, clients: Clients) -> list[str]:
+        """Names of every output parameter tagged as this environment's (wherever its prefix put it)."""
+        filters = [
+            {"Key": f"tag:{ENVIRONMENT_TAG}", "Values": [self.ctx.env.name]},
+            {"Key": f"tag:{EXPORT_NAME_TAG}"},
+        ]
+        names: list[str] = []
+        page: dict[str, Any] = {}
+        while True:
+            more = {"NextToken": page["NextToken"]} if page.get("NextToken") else {}
+            page = call(clients.ssm.describe_parameters, "output parameters", ParameterFilters=filters, **more) or {}
+            names += [parameter["Name"] for parameter in page.get("Parameters", ())]
+            if not page.get("NextToken"):
+                return names
+
     def apply(self, clients: Clients, change: Change) -> None:
-        live = change.before or {}
+        live, wanted = change.before or {}, self.desired()
+        stale = [name for name in change.changed if name not in wanted]
+        if stale:
+            call(clients.ssm.delete_parameters, f"parameters {', '.join(stale)}", error=ApplyError, Names=stale)
         for name in change.changed:
-            self._publish(clients, name, live.get(name), self.desired()[name])
+            if name in wanted:
+                self._publish(clients, name, live.get(name), wanted[name])
 
     def _publish(self, clients: Clients, name: str, current: dict[str, Any] | None, wanted: dict[str, Any]) -> None:
         """One parameter: create it with its tags, or overwrite the value and fix the tags, as needed."""
@@ -108,10 +133,21 @@ class Outputs(Removable):
         )
 
     def diff(self, observed: dict[str, Any] | None) -> Change:
-        """Each existing parameter must be ours; one that is nobody's makes the change foreign (--adopt)."""
+        """Each existing parameter must be ours; one that is nobody's makes the change foreign (--adopt).
+        Ours under a name the manifest no longer declares is removed."""
+        wanted = self.desired()
+        stale = tuple(sorted(name for name in observed or {} if name not in wanted))
         change = super().diff(observed)
+        if stale:
+            change = replace(
+                change,
+                actions=UPDATE,
+                after=wanted,
+                changed=(*change.changed, *stale),
+                reason="differs from the manifest",
+            )
         for parameter in (observed or {}).values():
-            change = claim(change, parameter["tags"], self.ctx.env, self.desired())
+            change = claim(change, parameter["tags"], self.ctx.env, wanted)
         return change
 
     def destroy(self, observed: dict[str, Any] | None) -> Change:
