@@ -66,16 +66,12 @@ def _add_lock_flags(parser: argparse.ArgumentParser) -> None:
 def _targets(args: argparse.Namespace) -> list[str]:
     given = args.manifest if isinstance(args.manifest, list) else [args.manifest] if args.manifest else []
     if given and args.env:
-        raise _usage("give a manifest path or --env, not both")
+        raise _UsageError("give a manifest path or --env, not both")
     return given or [default_manifest(args.env)]
 
 
 class _UsageError(Exception):
-    pass
-
-
-def _usage(message: str) -> _UsageError:
-    return _UsageError(message)
+    """A command line that parses but makes no sense; `main` reports it as argparse does (exit 1)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--detailed-exitcode", action="store_true", help="exit 0 when nothing would change, 2 when something would"
     )
     plan.add_argument("--json", action="store_true", help="print the versioned JSON plan instead of text")
-    plan.add_argument("--out", metavar="FILE", help="save the plan (JSON) for `plexus-infra apply FILE`")
+    plan.add_argument(
+        "--out",
+        metavar="FILE",
+        help="save the plan as JSON to FILE (not *.txt) and as text to FILE with a .txt suffix, "
+        "for `plexus-infra apply FILE` (or `destroy FILE` with --destroy)",
+    )
     plan.add_argument("--verbose", "-v", action="store_true", help="also list resources that need nothing")
 
     apply = commands.add_parser("apply", help="converge live state to a manifest, or apply a saved plan")
@@ -143,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ci.add_argument("--artifacts", metavar="DIR", default="plan-artifacts", help="where plan.json/plan.txt go")
     ci.add_argument(
-        "--detailed-exitcode", action="store_true", help="with --plan-only: exit 2 when the plan has changes"
+        "--detailed-exitcode",
+        action="store_true",
+        help="only with --plan-only: exit 2 when the plan has changes (refused otherwise)",
     )
     ci.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
     ci.add_argument("--verbose", "-v", action="store_true", help="also list resources that need nothing")
@@ -173,8 +176,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    import threading
-
     from plexus_infra.render import console
     from plexus_infra.sandbox import running_sandbox
 
@@ -198,6 +199,18 @@ def _session(args: argparse.Namespace, manifest: str) -> Any:
     return connect(env, Clients(env.region, args.profile))
 
 
+def _guarded(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The manifest and clients whose account passed the account guard: for commands that need no Session."""
+    from plexus_infra.aws import Clients
+    from plexus_infra.engine import guard_account
+    from plexus_infra.manifest.validate import load_environment
+
+    env = load_environment(_targets(args)[0])
+    clients = Clients(env.region, args.profile)
+    guard_account(env, clients)
+    return env, clients
+
+
 def _report_stats(args: argparse.Namespace, session: Any) -> None:
     if getattr(args, "stats", False):
         clients = session.clients
@@ -207,11 +220,14 @@ def _report_stats(args: argparse.Namespace, session: Any) -> None:
 def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
-    from plexus_infra.engine import make_plan, save_plan
+    from plexus_infra.engine import make_plan, plan_files, save_plan
     from plexus_infra.render import print_plan
 
+    operation = "destroy" if args.destroy else "apply"
+    if args.out:
+        plan_files(args.out)  # refuse a bad --out before any AWS call
     session = _session(args, _targets(args)[0])
-    plan, _ = make_plan(session, "destroy" if args.destroy else "apply")
+    plan, _ = make_plan(session, operation)
     _report_stats(args, session)
     if args.out:
         save_plan(plan, args.out)
@@ -220,7 +236,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     else:
         print_plan(plan, verbose=args.verbose)
         if args.out:
-            print(f"Saved the plan to {args.out}; apply exactly it with: plexus-infra apply {args.out}")
+            print(f"Saved the plan to {args.out}; {operation} exactly it with: plexus-infra {operation} {args.out}")
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
 
 
@@ -237,11 +253,13 @@ def _confirm(args: argparse.Namespace, question: str) -> None:
 
 
 def _converge(args: argparse.Namespace, operation: str) -> int:
-    from plexus_infra.engine import converge, load_saved_plan
+    from plexus_infra.engine import converge, refuse_wrong_operation, saved_plan_at
     from plexus_infra.render import print_plan
 
     target = _targets(args)[0]
-    saved = load_saved_plan(target) if target.endswith(".json") else None
+    saved = saved_plan_at(target)  # by content: a saved plan (whatever its name) or else a manifest
+    if saved is not None:
+        refuse_wrong_operation(saved, operation)
     session = _session(args, saved.manifest if saved else target)
     with contextlib.ExitStack() as stack:
         hooks = _hooks(
@@ -318,13 +336,11 @@ def _cmd_destroy(args: argparse.Namespace) -> int:
 
 
 def _cmd_force_unlock(args: argparse.Namespace) -> int:
-    from plexus_infra.aws import Clients
     from plexus_infra.lock import force_unlock, utcnow
-    from plexus_infra.manifest.validate import load_environment
     from plexus_infra.render import console, escape
 
-    env = load_environment(_targets(args)[0])
-    broken = force_unlock(Clients(env.region, args.profile), env, args.lock_id, force=args.force)
+    env, clients = _guarded(args)
+    broken = force_unlock(clients, env, args.lock_id, force=args.force)
     console().print(f"Broke {env.name}'s lock: it was held by {escape(broken.describe(utcnow()))}.")
     return EXIT_OK
 
@@ -333,6 +349,11 @@ def _cmd_ci(args: argparse.Namespace) -> int:
     from plexus_infra import ci
     from plexus_infra.render import console, escape, print_plan
 
+    if args.detailed_exitcode and not args.plan_only:
+        raise _UsageError(
+            "ci: --detailed-exitcode only applies with --plan-only (--drift-check always exits 2 on drift; "
+            "a deploy run exits 0 or 1)"
+        )
     mode = ci.Mode.DRIFT_CHECK if args.drift_check else ci.Mode.PLAN_ONLY if args.plan_only else ci.Mode.APPLY
     branch, source = ci.detect_branch(args.branch, os.environ)
     target = ci.choose_target(branch, source, env=args.env, mode=mode, branch_map=ci.branch_map())
@@ -358,7 +379,7 @@ def _cmd_ci(args: argparse.Namespace) -> int:
     if target.mode is ci.Mode.DRIFT_CHECK:
         print(ci.drift_report(result.plan))
         return EXIT_DRIFT if result.plan.has_changes else EXIT_OK
-    if target.mode is ci.Mode.PLAN_ONLY and args.detailed_exitcode and result.plan.has_changes:
+    if args.detailed_exitcode and result.plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
 
@@ -366,13 +387,10 @@ def _cmd_ci(args: argparse.Namespace) -> int:
 def _cmd_outputs(args: argparse.Namespace) -> int:
     import json
 
-    from plexus_infra.aws import Clients
-    from plexus_infra.manifest.validate import load_environment
     from plexus_infra.render import print_outputs
     from plexus_infra.resources.outputs import read_outputs
 
-    env = load_environment(_targets(args)[0])
-    clients = Clients(env.region, args.profile)
+    env, clients = _guarded(args)
     rows = read_outputs(clients, env)
     if args.json:
         print(json.dumps({"environment": env.name, "outputs": rows}, indent=2))

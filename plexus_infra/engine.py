@@ -15,10 +15,18 @@ from typing import Any
 
 from plexus_infra import lock
 from plexus_infra.aws import Clients, Identity
-from plexus_infra.errors import ApplyError, GuardError, StalePlanError
+from plexus_infra.errors import ApplyError, GuardError, SavedPlanError, StalePlanError
 from plexus_infra.lock import LockInfo
 from plexus_infra.manifest.model import Environment
-from plexus_infra.plan import Change, Plan, digest, stale_reasons
+from plexus_infra.plan import (
+    Change,
+    Plan,
+    digest,
+    operation_article,
+    read_saved_plan,
+    saved_plan_document,
+    stale_reasons,
+)
 from plexus_infra.resources.base import Context, Progress, Removable, Resource
 from plexus_infra.resources.bucket import Bucket, Encryption, OwnershipControls, PublicAccessBlock, Versioning
 from plexus_infra.resources.bucket_policy import BucketPolicy
@@ -42,6 +50,7 @@ RESOURCE_KINDS: tuple[type[Resource], ...] = (
 )
 
 VERIFY_ATTEMPTS = 6
+SAVED_PLAN_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -57,16 +66,28 @@ class Session:
         return {r.address: r for r in self.resources}
 
 
-def connect(env: Environment, clients: Clients | None = None) -> Session:
-    """Who are we, and is this the account the manifest names? Refuses before any other call."""
-    clients = clients or Clients(env.region)
-    clients.warm()
+def guard_account(env: Environment, clients: Clients) -> Identity:
+    """Who are we, and is this the account the manifest names? Every command that reads or writes the
+    environment (plan, apply, destroy, outputs, force-unlock, ci) asks this first, before any other call.
+
+    + env: the manifest; `account_id` unset means any account will do
+    + clients: the credentials to check (one sts:GetCallerIdentity)
+    Example: guard_account(env, Clients(env.region)).account == "123456789012"
+    """
     identity = clients.identity()
     if env.account_id and identity.account != env.account_id:
         raise GuardError(
             f"{env.source} is for account {env.account_id} but the credentials are for account "
             f"{identity.account} ({identity.arn}); refusing to touch it"
         )
+    return identity
+
+
+def connect(env: Environment, clients: Clients | None = None) -> Session:
+    """Check the account (`guard_account`), then set up the environment's resources."""
+    clients = clients or Clients(env.region)
+    clients.warm()
+    identity = guard_account(env, clients)
     ctx = Context(env, identity)
     return Session(env, clients, identity, [kind(ctx) for kind in RESOURCE_KINDS])
 
@@ -114,10 +135,11 @@ def check_adoption(plan: Plan, adopt: bool) -> None:
     """Never take over what this tool did not create, unless told to."""
     foreign = [c.address for c in plan.pending if c.foreign]
     if foreign and not adopt:
+        exist, them = ("exists", "it") if len(foreign) == 1 else ("exist", "them")
         raise GuardError(
-            f"{', '.join(foreign)} already exist without plexus-infra ownership tags; "
-            "rerun with --adopt to take them over (safe too when an earlier apply was interrupted "
-            "right after creating them, before it could tag them)"
+            f"{', '.join(foreign)} already {exist} without plexus-infra ownership tags; "
+            f"rerun with --adopt to take {them} over (safe too when an earlier apply was interrupted "
+            f"right after creating {them}, before it could tag {them})"
         )
 
 
@@ -162,13 +184,28 @@ def verify(session: Session, plan: Plan, *, sleep: Callable[[float], None] | Non
 # --- saved plans and the guarded apply ------------------------------------------------------------------
 
 
+def plan_files(path: str | Path) -> tuple[Path, Path]:
+    """Where `plan --out FILE` writes: the JSON to FILE, its text beside it with `.txt` in place of FILE's
+    suffix (`plan.json` → `plan.txt`, `plan` → `plan.txt`). FILE ending in `.txt` is refused, since the text
+    would overwrite the JSON.
+
+    Example: plan_files("out/plan.json") == (Path("out/plan.json"), Path("out/plan.txt"))
+    """
+    json_path = Path(path)
+    if json_path.suffix.lower() == ".txt":
+        raise SavedPlanError(
+            f"--out {path}: the plan's text rendering goes to the same name with .txt as its suffix, so the JSON "
+            f"plan cannot be a .txt file itself; use e.g. --out {json_path.with_suffix('.json')}"
+        )
+    return json_path, json_path.with_suffix(".txt")
+
+
 def save_plan(plan: Plan, path: str | Path) -> tuple[Path, Path]:
-    """Write the versioned JSON plan to `path` and its text rendering beside it (`.txt`): what a person
+    """Write the versioned JSON plan to `path` and its text rendering beside it (`plan_files`): what a person
     reviews and what `apply FILE` applies are the same plan."""
     from plexus_infra.render import plan_text
 
-    json_path = Path(path)
-    text_path = json_path.with_suffix(".txt")
+    json_path, text_path = plan_files(path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
     text_path.write_text(plan_text(plan, verbose=True) + "\n", encoding="utf-8")
@@ -177,7 +214,10 @@ def save_plan(plan: Plan, path: str | Path) -> tuple[Path, Path]:
 
 @dataclass(frozen=True)
 class SavedPlan:
-    """A saved plan read back for apply: its JSON and where it came from (for messages)."""
+    """A saved plan read back for apply: its JSON (checked by `plan.read_saved_plan`) and where it came from.
+
+    `--adopt` is not part of a saved plan: give it again to the apply that takes foreign resources over.
+    """
 
     data: dict[str, Any]
     source: str
@@ -187,17 +227,41 @@ class SavedPlan:
         return str(self.data["manifest"])
 
     @property
-    def adopt(self) -> bool:
-        return bool(self.data.get("adopt"))
+    def operation(self) -> str:
+        return str(self.data["operation"])
 
 
 def load_saved_plan(path: str | Path) -> SavedPlan:
-    """Read a plan written by `plan --out`, refusing other files and unreadable format versions."""
+    """Read a plan written by `plan --out`, refusing other files, malformed ones and unreadable format versions."""
     from plexus_infra.manifest.loader import read_text
-    from plexus_infra.plan import read_saved_plan
 
     source = str(path)
-    return SavedPlan(read_saved_plan(read_text(source, what="saved plan", max_bytes=16 * 1024 * 1024), source), source)
+    text = read_text(source, what="saved plan", max_bytes=SAVED_PLAN_MAX_BYTES)
+    return SavedPlan(read_saved_plan(text, source), source)
+
+
+def saved_plan_at(path: str | Path) -> SavedPlan | None:
+    """The saved plan at `path` when the file's content is one (a JSON object whose `tool` is plexus-infra,
+    whatever the file is called), else None: the file is a manifest (or missing, which the manifest loader
+    reports). A file that claims to be a saved plan but is malformed raises SavedPlanError."""
+    from plexus_infra.manifest.loader import read_text
+
+    source = str(path)
+    if not Path(source).is_file():
+        return None
+    text = read_text(source, what="manifest or saved plan", max_bytes=SAVED_PLAN_MAX_BYTES)
+    if saved_plan_document(text) is None:
+        return None
+    return SavedPlan(read_saved_plan(text, source), source)
+
+
+def refuse_wrong_operation(saved: SavedPlan, operation: str) -> None:
+    """A destroy plan is applied with `destroy FILE`, an apply plan with `apply FILE`: say which, not "stale"."""
+    if saved.operation != operation:
+        raise SavedPlanError(
+            f"{saved.source} is {operation_article(saved.operation)} plan; run plexus-infra {saved.operation} "
+            f"{saved.source}"
+        )
 
 
 def refuse_if_stale(saved: SavedPlan, fresh: Plan) -> None:
@@ -264,13 +328,14 @@ def converge(
     a saved plan is then refused if stale; a fresh plan is shown again if it moved, or ends the run if
     nothing is left to do.
     """
+    if saved is not None:
+        refuse_wrong_operation(saved, operation)
     plan, _ = make_plan(session, operation)
     if saved is not None:
         refuse_if_stale(saved, plan)
     hooks.show_plan(plan)
     if not plan.has_changes:
         return Outcome(plan, applied=False)
-    adopt = adopt or bool(saved and saved.adopt)
     check_adoption(plan, adopt)
     confirm = hooks.confirm if saved is None else None
     if confirm is not None:

@@ -54,5 +54,10 @@ class StalePlanError(GuardError):
     """A saved plan no longer matches the manifest or the live state it was made from."""
 
 
+class SavedPlanError(PlexusError):
+    """A file given as a saved plan is not one this version can apply: unreadable, malformed, or made for the
+    other operation. Raised before any AWS call."""
+
+
 class LockError(PlexusError):
     """Another run holds the environment's lock."""

@@ -1,10 +1,16 @@
 """A per-environment lock so two applies (or an apply and a destroy) never interleave their writes.
 
-There is no state file to lock, so the lock is an SSM String parameter beside the environment's outputs,
-`{parameter_prefix}/lock`, created with `put_parameter` *without* `Overwrite`: AWS creates it atomically or
-answers `ParameterAlreadyExists`, which means someone else holds it. Its value says who, what and when.
-Release deletes it only while it still carries our id (read, compare, delete: SSM has no conditional delete,
-so a force-unlock racing a release is the one window left, as with Terraform's backends).
+There is no state file to lock, so the lock is an SSM String parameter named after the environment,
+`/plexus-infra/locks/{environment}`, created with `put_parameter` *without* `Overwrite`: AWS creates it
+atomically or answers `ParameterAlreadyExists`, which means someone else holds it. Its value says who, what and
+when. The name depends on nothing but the environment's name, so a manifest that moves its outputs
+(`outputs.parameter_prefix`) still excludes a run of the old manifest.
+
+While held, a background thread renews the lock every third of its TTL (rewrites `expires`, only while the lock
+still carries our id), so a long destroy never outlives it; a run that dies stops renewing and its lock expires.
+Release stops the renewal, then deletes the lock only while it still carries our id (read, compare, delete: SSM
+has no conditional delete, so a force-unlock racing a release or a renewal is the one window left, as with
+Terraform's backends).
 
 Example:
     with held(clients, env, "apply", timeout=30) as lock:
@@ -18,6 +24,7 @@ import json
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,7 +38,7 @@ from plexus_infra.errors import ApplyError, LockError, PlexusError
 from plexus_infra.manifest.model import Environment
 from plexus_infra.resources.base import tag_list
 
-LOCK_NAME = "lock"
+LOCK_PREFIX = "/plexus-infra/locks"
 # A run that dies without releasing leaves its lock behind; after this long force-unlock may break it without --force.
 LOCK_TTL = timedelta(hours=1)
 LOCK_VALUE_VERSION = 1
@@ -104,8 +111,11 @@ class LockInfo:
 
 
 def lock_parameter(env: Environment) -> str:
-    """The lock's SSM name: a sibling of the outputs, which read only their own three names."""
-    return f"{env.parameter_prefix}/{LOCK_NAME}"
+    """The lock's SSM name, keyed on the environment's name alone (not on anything a manifest can move).
+
+    Example: lock_parameter(staging) == "/plexus-infra/locks/staging"
+    """
+    return f"{LOCK_PREFIX}/{env.name}"
 
 
 def whoami() -> str:
@@ -154,6 +164,7 @@ def acquire(
     on_wait: Callable[[LockInfo], None] | None = None,
     clock: Clock = utcnow,
     sleep: Sleep = time.sleep,
+    ttl: timedelta = LOCK_TTL,
 ) -> LockInfo:
     """Take the environment's lock, polling with jittered backoff for up to `timeout` seconds.
 
@@ -164,7 +175,7 @@ def acquire(
     delay = FIRST_POLL
     announced: str | None = None
     while True:
-        mine = new_lock(operation, clock())
+        mine = new_lock(operation, clock(), ttl)
         if try_acquire(clients, env, mine):
             return mine
         holder = read(clients, env)
@@ -201,6 +212,68 @@ def release(clients: Clients, env: Environment, lock: LockInfo) -> bool:
     return True
 
 
+def renew(
+    clients: Clients, env: Environment, lock: LockInfo, *, clock: Clock = utcnow, ttl: timedelta = LOCK_TTL
+) -> LockInfo | None:
+    """Push the lock's expiry to `ttl` from now, only while it still carries our id; None when it is gone or
+    someone else's (a force-unlock), in which case nothing is written."""
+    current = read(clients, env)
+    if current is None or current.id != lock.id:
+        return None
+    renewed = LockInfo(lock.id, lock.who, lock.operation, lock.created, clock() + ttl)
+    name = lock_parameter(env)
+    call(
+        clients.ssm.put_parameter,
+        f"lock parameter {name}",
+        error=ApplyError,
+        Name=name,
+        Value=renewed.to_json(),
+        Type="String",
+        Overwrite=True,
+    )
+    return renewed
+
+
+class Renewal:
+    """A daemon thread renewing a held lock every `every` seconds until `stop()`.
+
+    A renewal that fails (a network blip) is tried again at the next tick: the lock still has most of its TTL.
+    Renewal ends by itself once the lock is no longer ours. `stop()` waits for a renewal in flight, so a
+    release that follows can never be undone by a late overwrite.
+    """
+
+    def __init__(
+        self, clients: Clients, env: Environment, lock: LockInfo, *, every: float, ttl: timedelta, clock: Clock
+    ):
+        self.lock = lock
+        self.renewals = 0
+        self._args = (clients, env)
+        self._every = every
+        self._ttl = ttl
+        self._clock = clock
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"plexus-infra lock renewal ({env.name})", daemon=True)
+
+    def start(self) -> Renewal:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._every):
+            try:
+                renewed = renew(*self._args, self.lock, clock=self._clock, ttl=self._ttl)
+            except PlexusError:
+                continue
+            if renewed is None:
+                return
+            self.lock = renewed
+            self.renewals += 1
+
+
 @contextmanager
 def held(
     clients: Clients,
@@ -209,19 +282,25 @@ def held(
     *,
     timeout: float = 0.0,
     on_wait: Callable[[LockInfo], None] | None = None,
+    ttl: timedelta = LOCK_TTL,
+    clock: Clock = utcnow,
 ) -> Iterator[LockInfo]:
-    """Hold the lock for the block; release it however the block ends (errors, Ctrl-C included).
+    """Hold the lock for the block, renewing it every ttl/3; release it however the block ends (errors,
+    Ctrl-C included).
 
     When the block already failed, a failing release must not hide that first failure: the lock then
     stays, and the next run's conflict message names its id for force-unlock.
     """
-    lock = acquire(clients, env, operation, timeout=timeout, on_wait=on_wait)
+    lock = acquire(clients, env, operation, timeout=timeout, on_wait=on_wait, clock=clock, ttl=ttl)
+    renewal = Renewal(clients, env, lock, every=ttl.total_seconds() / 3, ttl=ttl, clock=clock).start()
     try:
         yield lock
     except BaseException:
+        renewal.stop()
         with suppress(PlexusError):
             release(clients, env, lock)
         raise
+    renewal.stop()
     release(clients, env, lock)
 
 

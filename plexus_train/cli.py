@@ -12,15 +12,19 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from plexus_infra.exits import EXIT_ERROR, EXIT_OK, ArgumentParser, run_command
+from plexus_infra.exits import EXIT_OK, ArgumentParser, run_command
 from plexus_train import __version__
 
 
 def _add_score(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorecard", required=True, metavar="NAME", help="scorecard name or key")
     parser.add_argument("--score", required=True, metavar="NAME", help="score name or key")
+    # Accepted because the training issue's commands spell it; YAML under scorecards/ is the only source, so the
+    # flag selects nothing and nothing reads it.
     parser.add_argument(
-        "--yaml", action="store_true", default=True, help="load scorecards from scorecards/*.yaml (the default)"
+        "--yaml",
+        action="store_true",
+        help="accepted for compatibility: scorecards always come from scorecards/*.yaml (the only source)",
     )
 
 
@@ -171,8 +175,9 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     elif args.action == "status":
         endpoint = provisioner.status(score)
         if endpoint is None:
-            out.print(f"no endpoint {endpoint_name(score)}")
-            return EXIT_ERROR
+            from plexus_infra.errors import PlexusError
+
+            raise PlexusError(f"no endpoint {endpoint_name(score)}; create it with plexus provision endpoint")
         out.print(f"endpoint {endpoint['EndpointName']}: {endpoint['EndpointStatus']}")
         out.print(f"  config {endpoint['EndpointConfigName']}")
         for production in endpoint["ProductionVariants"]:

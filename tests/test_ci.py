@@ -144,6 +144,37 @@ def test_plan_only_exits_2_for_changes_only_with_detailed_exitcode(sandbox: Sand
     assert Path("plan-artifacts/plan.json").exists()
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ci", "--detailed-exitcode", "--branch", "feature/x"],
+        ["ci", "--detailed-exitcode", "--branch", "staging"],
+        ["ci", "--drift-check", "--detailed-exitcode", "--env", "staging"],
+    ],
+)
+def test_detailed_exitcode_without_plan_only_is_a_usage_error_before_any_call(
+    workdir: Path, capsys, argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == cli.EXIT_ERROR
+    assert "error: ci: --detailed-exitcode only applies with --plan-only" in capsys.readouterr().err
+    assert not Path("plan-artifacts").exists()
+
+
+def test_ci_doc_exit_code_table_names_constants_where_they_live() -> None:
+    import importlib
+
+    text = (ROOT / "docs/ci.md").read_text()
+    table = text[text.index("## Exit codes") : text.index("## The lock")]
+    module = importlib.import_module(re.search(r"\| constant \(`([\w.]+)`\)", table).group(1))
+    rows = re.findall(r"^\| (\d+) +\| `(EXIT_\w+)`", table, re.MULTILINE)
+    assert [code for code, _ in rows] == ["0", "1", "2", "130"]
+    for code, name in rows:
+        assert getattr(module, name) == int(code), name
+    assert cli.EXIT_DRIFT == cli.EXIT_CHANGES == 2
+
+
 def test_drift_check_exits_2_and_summarizes_the_drift_in_one_block(
     sandbox: Sandbox, workdir: Path, monkeypatch, capsys
 ) -> None:

@@ -23,7 +23,7 @@ OBJECTS = {"training-data/a.csv": b"a,b\n1,2\n", "models/m.bin": b"\x00" * 64, "
 # foreign bucket and refuses without --adopt (nothing written). CreateBucketConfiguration.Tags would make creation
 # and ownership one call, as CreateRole and PutParameter already are, but moto 5.2 rejects it (InvalidBucketName).
 UNTAGGED_WINDOW = "s3:PutBucketTagging"
-LOCK = "/plexus/development/lock"
+LOCK = "/plexus-infra/locks/development"
 LOCK_RELEASE = "ssm:DeleteParameter"
 PARAMETERS = [
     "/plexus/development/sagemaker-training-role-arn",

@@ -26,6 +26,7 @@ DEV_ROLE = "plexus-development-sagemaker-training"
 STAGING_BUCKET = "plexus-staging-training"
 STAGING_ROLE = "plexus-staging-sagemaker-training"
 WRITE_PREFIXES = plexus_infra.aws.WRITE_PREFIXES
+LOCK_PREFIX = "/plexus-infra/locks/"
 
 
 # --- fixtures ----------------------------------------------------------------------------------------------
@@ -42,8 +43,8 @@ class Request:
 
     @property
     def is_lock(self) -> bool:
-        """The environment lock (an SSM parameter ending in /lock) is bookkeeping, not a resource write."""
-        return self.target.endswith("/lock")
+        """The environment lock (an SSM parameter under /plexus-infra/locks/) is bookkeeping, not a resource write."""
+        return self.target.startswith(LOCK_PREFIX)
 
 
 class Recorder:
@@ -132,7 +133,7 @@ def role_exists(iam: Any, name: str) -> bool:
 
 def parameters(ssm: Any, prefix: str) -> list[str]:
     found = ssm.get_parameters_by_path(Path=prefix, Recursive=True)["Parameters"]
-    return sorted(p["Name"] for p in found if not p["Name"].endswith("/lock"))
+    return sorted(p["Name"] for p in found)
 
 
 def upload_versions(s3: Any, bucket: str) -> int:
@@ -257,6 +258,39 @@ def test_wrong_account_is_refused_before_any_other_call(
         assert "Traceback" not in err
     assert recorder.operations == {"sts:GetCallerIdentity"}
     assert not bucket_exists(aws.s3, DEV_BUCKET)
+
+
+def test_outputs_and_force_unlock_refuse_the_wrong_account_before_reading_or_writing(
+    aws: AwsClients, recorder: Recorder, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lock_name = f"{LOCK_PREFIX}development"
+    aws.ssm.put_parameter(Name=lock_name, Value='{"id": "their-lock"}', Type="String")
+    manifest = str(manifest_copy(tmp_path, "development", insert='account_id: "999999999999"'))
+    for argv in (["outputs", manifest], ["outputs", manifest, "--json"], ["force-unlock", "their-lock", manifest]):
+        code, out, err = cli(capsys, *argv)
+        assert code == 1, argv
+        assert err.startswith("error: ") and "999999999999" in err and "123456789012" in err, err
+        assert out == ""
+    assert recorder.operations == {"sts:GetCallerIdentity"}
+    assert aws.ssm.get_parameter(Name=lock_name)["Parameter"]["Value"] == '{"id": "their-lock"}'
+
+
+def test_adoption_refusal_names_each_foreign_resource_in_agreement_with_the_count() -> None:
+    from plexus_infra.engine import check_adoption
+    from plexus_infra.errors import GuardError
+    from plexus_infra.plan import Change
+    from tests.test_render_plan import known_plan
+
+    def foreign(address: str) -> Change:
+        return Change(address, ("update",), {"tags": {}}, {"tags": {"a": "b"}}, ("tags",), "foreign", foreign=True)
+
+    one = known_plan(changes=(foreign(f"s3_bucket.{DEV_BUCKET}"),))
+    with pytest.raises(GuardError, match=rf"^s3_bucket.{DEV_BUCKET} already exists without .* to take it over"):
+        check_adoption(one, adopt=False)
+    two = known_plan(changes=(foreign(f"s3_bucket.{DEV_BUCKET}"), foreign(f"iam_role.{DEV_ROLE}")))
+    with pytest.raises(GuardError, match=rf"iam_role.{DEV_ROLE} already exist without .* to take them over"):
+        check_adoption(two, adopt=False)
+    check_adoption(two, adopt=True)
 
 
 # --- ownership: a bucket someone else made -------------------------------------------------------------------

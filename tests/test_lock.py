@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from plexus_infra.errors import LockError, PlexusError
 from plexus_infra.manifest.validate import load_environment
 from plexus_infra.sandbox import Sandbox
 
-LOCK = "/plexus/staging/lock"
+LOCK = "/plexus-infra/locks/staging"
 BUCKET = "plexus-staging-training"
 
 
@@ -50,6 +51,64 @@ def test_lock_is_an_atomic_create_holding_who_what_and_when(sandbox: Sandbox, st
         lock.acquire(Clients(staging.region), staging, "destroy")
     assert lock.release(clients, staging, held)
     assert lock_value() is None
+
+
+def test_the_lock_is_keyed_on_the_environment_not_on_where_its_outputs_live(sandbox: Sandbox, staging) -> None:
+    """A manifest that moves its outputs still excludes a run of the old manifest of the same environment."""
+    moved = Path("environments/staging-moved.yaml")
+    moved.write_text(Path(staging.source).read_text() + "outputs:\n  parameter_prefix: /plexus/staging-v2\n")
+    moved_env = load_environment(moved)
+    assert moved_env.parameter_prefix != staging.parameter_prefix
+    assert lock.lock_parameter(staging) == lock.lock_parameter(moved_env) == LOCK
+
+    held = lock.acquire(Clients(staging.region), staging, "apply")
+    with pytest.raises(LockError, match=f"lock id {held.id}"):
+        lock.acquire(Clients(moved_env.region), moved_env, "apply")
+
+
+def ticking_clock(minutes: int = 10):
+    """A clock that moves `minutes` further at every reading, so each renewal shows in whole seconds."""
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    readings = itertools.count()
+    return lambda: start + timedelta(minutes=minutes * next(readings))
+
+
+def wait_for(predicate, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def renewal_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("plexus-infra lock renewal")]
+
+
+def test_a_held_lock_is_renewed_while_held_and_renewal_stops_at_release(sandbox: Sandbox, staging) -> None:
+    ttl = timedelta(seconds=0.3)  # renewed every 0.1 s
+    with lock.held(Clients(staging.region), staging, "destroy", ttl=ttl, clock=ticking_clock()) as mine:
+        first = lock_value()
+        assert wait_for(lambda: lock_value()["expires"] > first["expires"]), "the lock was never renewed"
+        renewed = lock_value()
+        assert (renewed["id"], renewed["created"], renewed["operation"]) == (mine.id, first["created"], "destroy")
+    assert lock_value() is None
+    assert renewal_threads() == []
+    time.sleep(0.3)
+    assert lock_value() is None, "a renewal after the release re-created the lock"
+
+
+def test_renewal_never_touches_a_lock_that_is_no_longer_ours(sandbox: Sandbox, staging) -> None:
+    clients = Clients(staging.region)
+    with lock.held(clients, staging, "apply", ttl=timedelta(seconds=0.3), clock=ticking_clock()) as mine:
+        lock.force_unlock(clients, staging, mine.id, force=True)
+        other = lock.acquire(Clients(staging.region), staging, "apply")
+        taken = lock_value()
+        time.sleep(0.5)
+        assert lock_value() == taken, "renewal overwrote another run's lock"
+    assert lock_value()["id"] == other.id, "release left the other run's lock alone"
+    assert lock.renew(clients, staging, mine) is None
 
 
 def test_release_leaves_a_lock_that_is_no_longer_ours(sandbox: Sandbox, staging) -> None:

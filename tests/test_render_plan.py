@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from plexus_infra.plan import FORMAT_VERSION, Change, Plan, noop, summary_line
+from plexus_infra.plan import (
+    FORMAT_VERSION,
+    Change,
+    Plan,
+    noop,
+    read_saved_plan,
+    saved_plan_document,
+    stale_reasons,
+    summary_line,
+)
 from plexus_infra.render import plan_text
 from plexus_infra.resources.bucket_policy import tls_only_statement
 
@@ -237,3 +246,17 @@ def test_contract_summary_and_before_after() -> None:
 def test_contract_change_round_trips_through_json() -> None:
     for change in known_plan().changes:
         assert Change.from_json(json.loads(json.dumps(change.to_json()))) == change
+
+
+def test_a_saved_plan_written_by_to_json_reads_back_and_is_recognised_by_content() -> None:
+    text = json.dumps(plan_json())
+    assert saved_plan_document(text) == plan_json()
+    assert read_saved_plan(text, "p.json") == plan_json()
+    assert saved_plan_document("version: 1\nenvironment: staging\n") is None
+    assert saved_plan_document('{"version": 1, "environment": "staging"}') is None
+
+
+def test_stale_reasons_name_the_saved_operation_with_its_article() -> None:
+    saved = known_plan("apply").to_json()
+    assert "it is an apply plan" in stale_reasons(saved, known_plan("destroy"))
+    assert "it is a destroy plan" in stale_reasons(known_plan("destroy").to_json(), known_plan("apply"))

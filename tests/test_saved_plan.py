@@ -13,7 +13,7 @@ from plexus_infra.aws import Clients
 from plexus_infra.sandbox import Sandbox
 
 BUCKET = "plexus-staging-training"
-LOCK = "/plexus/staging/lock"
+LOCK = "/plexus-infra/locks/staging"
 
 
 @pytest.fixture
@@ -92,3 +92,82 @@ def test_apply_with_nothing_to_change_takes_no_lock_and_writes_nothing(
     assert not any(
         op.startswith("ssm:PutParameter") or op == "ssm:GetParameter" for c in made_clients for op in c.calls
     ), [c.calls for c in made_clients]
+
+
+# --- what a saved plan is, and how it is named ------------------------------------------------------------------
+
+
+def test_out_with_a_txt_name_is_refused_before_any_call(workdir: Path, capsys) -> None:
+    """The text rendering goes to FILE with a .txt suffix: a .txt FILE would have its JSON overwritten."""
+    assert cli.main(["plan", "--env", "staging", "--out", "myplan.txt"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "--out myplan.txt" in err and "use e.g. --out myplan.json" in err
+    assert not Path("myplan.txt").exists()
+
+
+def test_a_saved_plan_is_recognised_by_its_content_whatever_its_name(sandbox: Sandbox, workdir: Path, capsys) -> None:
+    assert cli.main(["plan", "--env", "staging", "--out", "saved.plan"]) == 0
+    assert "apply exactly it with: plexus-infra apply saved.plan" in capsys.readouterr().out
+    assert json.loads(Path("saved.plan").read_text())["tool"] == "plexus-infra"
+    assert Path("saved.txt").read_text().startswith("Plan for staging ")
+    assert cli.main(["apply", "saved.plan"]) == 0
+    assert "Apply complete! 10 added" in capsys.readouterr().out
+
+
+def test_a_destroy_plan_names_destroy_and_each_command_refuses_the_others_plan(
+    sandbox: Sandbox, workdir: Path, made_clients: list[Clients], capsys
+) -> None:
+    assert cli.main(["apply", "--env", "staging", "--auto-approve"]) == 0
+    assert cli.main(["plan", "--env", "staging", "--destroy", "--out", "d.json"]) == 0
+    assert "destroy exactly it with: plexus-infra destroy d.json" in capsys.readouterr().out
+    boto3.client("s3").put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+    assert cli.main(["plan", "--env", "staging", "--out", "a.json"]) == 0
+    made_clients.clear()
+    capsys.readouterr()
+
+    assert cli.main(["apply", "d.json"]) == cli.EXIT_ERROR
+    assert capsys.readouterr().err == "error: d.json is a destroy plan; run plexus-infra destroy d.json\n"
+    assert cli.main(["destroy", "a.json", "--auto-approve"]) == cli.EXIT_ERROR
+    assert capsys.readouterr().err == "error: a.json is an apply plan; run plexus-infra apply a.json\n"
+    assert made_clients == [], "refused before any AWS call"
+
+    assert cli.main(["apply", "a.json"]) == 0
+    assert versioning_status() == "Enabled"
+
+
+VALID_PLAN = {
+    "format_version": "1.0",
+    "tool": "plexus-infra",
+    "operation": "apply",
+    "environment": "staging",
+    "manifest": "environments/staging.yaml",
+    "manifest_digest": "m" * 64,
+    "account": "123456789012",
+    "region": "us-east-1",
+    "observed_digest": "o" * 64,
+    "observed": {"s3_bucket.plexus-staging-training": "d" * 64},
+    "resource_changes": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"tool": "plexus-infra", "format_version": "1.0"}, "manifest is missing"),
+        ({**VALID_PLAN, "observed": [1]}, "observed must be an object, not an array"),
+        ({**VALID_PLAN, "observed": {"s3_bucket.x": 1}}, "observed must map addresses to digest strings"),
+        ({**VALID_PLAN, "manifest": None}, "manifest must be a string, not null"),
+        ({**VALID_PLAN, "operation": "upgrade"}, "operation 'upgrade' is neither apply nor destroy"),
+        ({**VALID_PLAN, "format_version": 1}, "saved plan without a format_version string"),
+        ({**VALID_PLAN, "format_version": "2.0"}, "plan format 2.0 is not readable by format 1.0"),
+    ],
+)
+def test_a_malformed_saved_plan_is_one_line_before_any_call(
+    workdir: Path, made_clients: list[Clients], capsys, document: dict, message: str
+) -> None:
+    Path("bad.json").write_text(json.dumps(document))
+    assert cli.main(["apply", "bad.json"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: bad.json: ") and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert made_clients == []

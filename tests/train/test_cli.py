@@ -37,3 +37,28 @@ def test_unknown_scorecard_is_one_line_and_exit_one(tmp_path) -> None:
     result = run_cli("train", "--scorecard", "x", "--score", "y", module="plexus_train", cwd=tmp_path, env=cli_env())
     assert result.returncode == 1
     assert result.stderr == "error: no scorecard 'x' under scorecards/; found: none\n"
+
+
+def test_yaml_is_accepted_and_its_help_says_it_is_the_only_source() -> None:
+    from plexus_train.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "--scorecard", "a", "--score", "b", "--yaml"]).yaml is True
+    assert parser.parse_args(["train", "--scorecard", "a", "--score", "b"]).yaml is False
+    help_text = " ".join(run_cli("train", "--help", module="plexus_train", env=cli_env()).stdout.split())
+    assert "--yaml accepted for compatibility: scorecards always come from scorecards/*.yaml (the only source)" in (
+        help_text
+    )
+
+
+def test_status_without_an_endpoint_is_one_error_line_and_exit_one(sandbox, project) -> None:
+    from tests.train.test_sagemaker import publish_outputs
+
+    publish_outputs()
+    argv = ("provision", "status", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--env", "test")
+    result = run_cli(*argv, module="plexus_train", cwd=project, env=cli_env())
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "error: no endpoint test-scorecard-v-1-0-ticket-topic; create it with plexus provision endpoint\n"
+    )
