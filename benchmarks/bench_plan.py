@@ -42,6 +42,8 @@ reads += [lambda: iam.get_role(RoleName=role), lambda: iam.list_role_policies(Ro
           lambda: iam.get_role_policy(RoleName=role, PolicyName="plexus-training-access"),
           lambda: iam.list_attached_role_policies(RoleName=role), lambda: ssm.get_parameters(Names=names)]
 reads += [lambda n=n: ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=n) for n in names]
+reads += [lambda: ssm.describe_parameters(ParameterFilters=[
+    {"Key": "tag:plexus:environment", "Values": [env]}, {"Key": "tag:plexus:export-name"}])]
 with ThreadPoolExecutor(len(reads)) as pool:
     list(pool.map(lambda read: read(), reads))
 print(f"AWS API calls: {len(reads)} (0 writes)", file=sys.stderr)
