@@ -5,7 +5,6 @@ ManifestError. Seeded and bounded (`derandomize=True`) so the file runs in well 
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 from plexus_infra.errors import ManifestError
 from plexus_infra.manifest.model import Environment
 from plexus_infra.manifest.validate import load_environment
+from tests.mutations import Path_, deeply_nested, nodes, other_type, replaced
 
 SETTINGS = settings(
     max_examples=150,
@@ -238,46 +238,6 @@ def test_generated_valid_manifest_validates_and_reaches_the_model(data: dict[str
 # --- mutations that must be rejected ----------------------------------------------------------------------
 
 FREE_FORM_MAPPINGS = {("tags",)}  # any key is allowed there (its keys are checked by other rules)
-Path_ = tuple[str | int, ...]
-
-
-def nodes(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
-    """Every (path, value) in the data, the root first."""
-    yield path, data
-    children = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
-    for key, child in children:
-        yield from nodes(child, (*path, key))
-
-
-def replaced(data: dict[str, Any], path: Path_, value: Any) -> dict[str, Any]:
-    copied = copy.deepcopy(data)
-    parent = copied
-    for part in path[:-1]:
-        parent = parent[part]
-    parent[path[-1]] = value
-    return copied
-
-
-def other_type(value: Any) -> st.SearchStrategy[Any]:
-    """A value of a JSON type other than `value`'s (ints get non-integral floats, never 1.0 for 1)."""
-    candidates = {
-        str: st.text(max_size=20),
-        int: st.integers(-(10**6), 10**6),
-        float: st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
-        bool: st.booleans(),
-        type(None): st.none(),
-        list: st.lists(st.integers(), max_size=3),
-        dict: st.dictionaries(st.text(min_size=1, max_size=5), st.integers(), max_size=2),
-    }
-    kind = type(value)
-    return st.one_of(*(strategy for other, strategy in candidates.items() if other is not kind))
-
-
-def deeply_nested(depth: int) -> Any:
-    value: Any = "bottom"
-    for _ in range(depth):
-        value = [value]
-    return value
 
 
 def _wrong_type(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:

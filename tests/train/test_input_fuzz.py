@@ -7,7 +7,6 @@ reaches training. Seeded and bounded (`derandomize=True`) so the file runs in we
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import io
 import math
@@ -30,6 +29,7 @@ from plexus_train.platforms.local import LocalPlatform
 from plexus_train.platforms.sagemaker import SageMakerPlatform
 from plexus_train.scorecards import Score, find_score
 from tests.helpers import run_cli
+from tests.mutations import Path_, deeply_nested, nodes, other_type, replaced
 from tests.train.conftest import cli_env
 
 SETTINGS = settings(
@@ -235,41 +235,7 @@ def test_plexus_key_rule_examples() -> None:
 
 # --- mutations that must be rejected ------------------------------------------------------------------------
 
-Path_ = tuple[str | int, ...]
 IDENTITY = {"name", "key", "id"}  # changing these changes what a lookup finds: mutated by their own cases
-
-
-def nodes(data: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
-    yield path, data
-    children = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
-    for key, child in children:
-        yield from nodes(child, (*path, key))
-
-
-def replaced(data: Any, path: Path_, value: Any) -> Any:
-    copied = copy.deepcopy(data)
-    parent = copied
-    for part in path[:-1]:
-        parent = parent[part]
-    parent[path[-1]] = value
-    return copied
-
-
-def other_type(value: Any) -> st.SearchStrategy[Any]:
-    """A value of a YAML type other than `value`'s (ints get non-integral floats, never 1.0 for 1)."""
-    candidates = {
-        str: st.text(max_size=20),
-        int: st.integers(-(10**6), 10**6),
-        float: st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
-        bool: st.booleans(),
-        type(None): st.none(),
-        list: st.lists(st.integers(), max_size=3),
-        dict: st.dictionaries(st.text(min_size=1, max_size=5), st.integers(), max_size=2),
-    }
-    kind = type(value)
-    if kind is float:  # a float field also takes integers
-        candidates.pop(int)
-    return st.one_of(*(strategy for other, strategy in candidates.items() if other is not kind))
 
 
 def score_root(layout: str) -> Path_:
@@ -292,7 +258,7 @@ Case = tuple[str, Any, str, str]  # layout, the document to write, scorecard and
 
 def _wrong_type(draw: st.DrawFn, layout: str, doc: Any) -> Any:
     path, value = draw(st.sampled_from(inside_score(layout, doc)))
-    return replaced(doc, path, draw(other_type(value)))
+    return replaced(doc, path, draw(other_type(value, float_takes_int=True)))
 
 
 def _out_of_range(draw: st.DrawFn, layout: str, doc: Any) -> Any:
@@ -707,15 +673,12 @@ def broken_datasources(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from(["wrong-type", "unknown-key", "deep-nesting", "huge-value", "format", "no-path"]))
     if kind == "wrong-type":
         field = draw(st.sampled_from(sorted(doc)))
-        return {**doc, field: draw(other_type(doc[field]))}
+        return {**doc, field: draw(other_type(doc[field], float_takes_int=True))}
     if kind == "unknown-key":
         key = draw(st.text(min_size=1, max_size=20).filter(lambda k: k not in DATASOURCE_FIELDS and k != "<<"))
         return {**doc, key: draw(st.integers() | st.text(max_size=10))}
     if kind == "deep-nesting":
-        value: Any = "bottom"
-        for _ in range(draw(st.integers(70, 300))):
-            value = [value]
-        return {**doc, draw(st.sampled_from(sorted(doc))): value}
+        return {**doc, draw(st.sampled_from(sorted(doc))): deeply_nested(draw(st.integers(70, 300)))}
     if kind == "huge-value":
         field = draw(st.sampled_from(["name", "description", "path", "text_column"]))
         return {**doc, field: draw(st.sampled_from("xé🚀")) * draw(st.integers(10_001, 100_000))}
