@@ -196,21 +196,44 @@ class SageMakerPlatform:
         return call(self.clients.sagemaker.describe_training_job, f"training job {name}", TrainingJobName=name)
 
     def _logs(self, name: str) -> Callable[[dict[str, Any]], None]:
-        """A tick callback that prints the job's new CloudWatch log lines, where there are any."""
-        state: dict[str, Any] = {"token": None}
+        """A tick callback that prints the job's new CloudWatch log lines, each once, where there are any.
+
+        Each tick reads every page from the newest timestamp seen so far; events at that very timestamp may
+        come again, so their ids are remembered (only those: memory stays small on long jobs)."""
+        state: dict[str, Any] = {"start": 0, "seen": set()}
 
         def tick(_: dict[str, Any]) -> None:
-            kwargs = {"logGroupName": LOG_GROUP, "logStreamNamePrefix": f"{name}/"}
-            if state["token"]:
-                kwargs["nextToken"] = state["token"]
-            answer = call(
-                self.clients.logs.filter_log_events, f"logs of {name}", absent=("ResourceNotFoundException",), **kwargs
-            )
-            for event in (answer or {}).get("events", []):
-                self.reporter.log(event["message"].rstrip())
-            state["token"] = (answer or {}).get("nextToken") or state["token"]
+            page: dict[str, Any] = {}
+            while True:
+                more = {"nextToken": page["nextToken"]} if page.get("nextToken") else {}
+                page = (
+                    call(
+                        self.clients.logs.filter_log_events,
+                        f"logs of {name}",
+                        absent=("ResourceNotFoundException",),
+                        logGroupName=LOG_GROUP,
+                        logStreamNamePrefix=f"{name}/",
+                        startTime=state["start"],
+                        **more,
+                    )
+                    or {}
+                )
+                for event in page.get("events", []):
+                    # AWS filters by stream prefix already; moto ignores the prefix, so check it here too.
+                    if event.get("logStreamName", f"{name}/").startswith(f"{name}/"):
+                        self._log_event(event, state)
+                if not page.get("nextToken"):
+                    return
 
         return tick
+
+    def _log_event(self, event: dict[str, Any], state: dict[str, Any]) -> None:
+        if event["eventId"] in state["seen"]:
+            return
+        if event["timestamp"] > state["start"]:
+            state["start"], state["seen"] = event["timestamp"], set()
+        state["seen"].add(event["eventId"])
+        self.reporter.log(event["message"].rstrip())
 
     def _publish_model(self, job: dict[str, Any], score: Score) -> str:
         """Copy the job's model.tar.gz to the canonical models/{sc}/{s}/model.tar.gz."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import time
 from pathlib import Path
 
 import boto3
@@ -191,3 +192,32 @@ def test_missing_image_uri_asks_for_it() -> None:
 
     with pytest.raises(PlexusError, match=r"set training\.image_uri in the score YAML"):
         image_uri(None, "training", "2.5", "us-east-1", "ml.m5.xlarge")
+
+
+def test_job_log_lines_are_printed_once_each_as_they_arrive(sandbox, project: Path) -> None:
+    """CloudWatch Logs in moto: two polls of a job's streams, with a new line between them."""
+    reporter = Recorder()
+    chosen = platform(reporter)
+    logs = boto3.client("logs")
+    now = int(time.time() * 1000)  # CloudWatch (and moto) drop events older than 14 days
+    group, stream = "/aws/sagemaker/TrainingJobs", f"{JOB}/algo-1-1700000000"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    logs.create_log_stream(logGroupName=group, logStreamName="another-job/algo-1-1700000000")
+    events = [
+        {"timestamp": now, "message": "epoch 1\n"},
+        {"timestamp": now + 500, "message": "epoch 2"},
+    ]
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+    logs.put_log_events(
+        logGroupName=group, logStreamName="another-job/algo-1-1700000000",
+        logEvents=[{"timestamp": now + 100, "message": "not ours"}],
+    )  # fmt: skip
+    tick = chosen._logs(JOB)
+    tick({})
+    logs.put_log_events(
+        logGroupName=group, logStreamName=stream, logEvents=[{"timestamp": now + 1000, "message": "done"}]
+    )
+    tick({})
+    tick({})
+    assert reporter.lines == ["log: epoch 1", "log: epoch 2", "log: done"]
