@@ -191,12 +191,25 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def _session(args: argparse.Namespace, manifest: str) -> Any:
+    """Validate the manifest and set up clients side by side (no AWS call before the manifest is valid)."""
     from plexus_infra.aws import Clients
     from plexus_infra.engine import connect
-    from plexus_infra.manifest.validate import load_environment
+    from plexus_infra.errors import PlexusError
+    from plexus_infra.manifest.background import validate_in_background
 
-    env = load_environment(manifest)
-    return connect(env, Clients(env.region, args.profile))
+    pending = validate_in_background(manifest)
+    clients = Clients(pending.region, args.profile)
+    deferred: PlexusError | None = None
+    try:
+        clients.warm()  # only builds clients: overlaps the validation, calls nothing
+    except PlexusError as exc:  # e.g. an unknown --profile: said after the manifest's own problems
+        deferred = exc
+    env = pending.environment()
+    if deferred is not None:
+        raise deferred
+    if env.region != clients.region:
+        clients = Clients(env.region, args.profile)
+    return connect(env, clients)
 
 
 def _guarded(args: argparse.Namespace) -> tuple[Any, Any]:

@@ -151,6 +151,12 @@ def plan_text(plan: Any, *, verbose: bool = False) -> str:
 
 
 def print_plan(plan: Any, *, verbose: bool = False) -> None:
+    """Colours on a terminal; elsewhere (CI logs, pipes) the same lines as plain text, without loading rich."""
+    import sys
+
+    if not sys.stdout.isatty():
+        print(plan_text(plan, verbose=verbose), flush=True)
+        return
     out = console()
     for style, text in plan_lines(plan, verbose=verbose):
         out.print(escape(text), style=style or None)
