@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from plexus_infra.exits import EXIT_OK, ArgumentParser, run_command
@@ -94,14 +93,34 @@ def escape(text: Any) -> str:
     return rich_escape(text)
 
 
-def _aws(env_name: str | None) -> tuple[Any, Any]:
-    """Clients for the environment's region and its published outputs."""
-    from plexus_train.aws import Clients
-    from plexus_train.outputs import environment, read_outputs
+class _Aws:
+    """One command's AWS: the environment's clients, made once, and its published outputs, read once and only
+    when a command needs them."""
 
-    env = environment(env_name)
-    clients = Clients(env.region)
-    return clients, read_outputs(env, clients.ssm)
+    def __init__(self, env_name: str | None):
+        self.env_name = env_name
+        self._env: Any = None
+        self._clients: Any = None
+        self._outputs: Any = None
+
+    @property
+    def clients(self) -> Any:
+        if self._clients is None:
+            from plexus_train.aws import Clients
+            from plexus_train.outputs import environment
+
+            self._env = environment(self.env_name)
+            self._clients = Clients(self._env.region)
+        return self._clients
+
+    @property
+    def outputs(self) -> Any:
+        if self._outputs is None:
+            from plexus_train.outputs import read_outputs
+
+            clients = self.clients
+            self._outputs = read_outputs(self._env, clients.ssm)
+        return self._outputs
 
 
 def _score(args: argparse.Namespace) -> Any:
@@ -119,11 +138,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not name:
         raise PlexusError(f"{score.source}: score {score.name!r} names no data; give --data or set data:")
     source = datasources.resolve(name)
-    text_column = score.text_column or source.text_column or score.config.text_column
-    label_column = score.label_column or source.label_column or score.config.label_column
-    score = replace(score, config=replace(score.config, text_column=text_column, label_column=label_column))
-    s3 = _aws_clients(args.env).s3 if source.location.startswith("s3://") else None
-    dataset = datasources.load(source, text_column, label_column, s3)
+    score = datasources.with_columns(score, source)
+    aws = _Aws(args.env)
+    s3 = aws.clients.s3 if source.location.startswith("s3://") else None
+    dataset = datasources.load(source, score.config.text_column, score.config.label_column, s3)
     out = _console()
     out.print(
         escape(
@@ -131,19 +149,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"classes {dataset.class_counts()}, platform {score.training.platform}"
         )
     )
-    result = _platform(score, args, out).train(score, dataset)
+    result = _platform(score, aws, out).train(score, dataset)
     out.print(f"[green]✓[/] model: {escape(result.location)}")
     return EXIT_OK
 
 
-def _aws_clients(env_name: str | None) -> Any:
-    from plexus_train.aws import Clients
-    from plexus_train.outputs import environment
-
-    return Clients(environment(env_name).region)
-
-
-def _platform(score: Any, args: argparse.Namespace, out: Any) -> Any:
+def _platform(score: Any, aws: _Aws, out: Any) -> Any:
     from plexus_train.progress import RichReporter, StatusReporter
 
     if score.training.platform == "local":
@@ -152,8 +163,7 @@ def _platform(score: Any, args: argparse.Namespace, out: Any) -> Any:
         return LocalPlatform(RichReporter(out))
     from plexus_train.platforms.sagemaker import SageMakerPlatform
 
-    clients, outputs = _aws(args.env)
-    return SageMakerPlatform(clients, outputs, StatusReporter(out))
+    return SageMakerPlatform(aws.clients, aws.outputs, StatusReporter(out))
 
 
 def _cmd_provision(args: argparse.Namespace) -> int:
@@ -161,13 +171,14 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     from plexus_train.provision import Provisioner, endpoint_name
 
     score = _score(args)
-    clients, outputs = _aws(args.env)
+    aws = _Aws(args.env)
     out = _console()
-    provisioner = Provisioner(clients, outputs, StatusReporter(out))
+    provisioner = Provisioner(aws.clients, aws.outputs, StatusReporter(out))
     if args.action == "endpoint":
         result = provisioner.provision(score, args.model_s3_uri)
         for change in result.changes:
-            out.print(f"[green]+[/] {escape(change)}")
+            mark = "[red]-[/]" if change.startswith("deleted") else "[green]+[/]"
+            out.print(f"{mark} {escape(change)}")
         for noop in result.noops:
             out.print(f"  no-op: {noop}")
         verdict = "updated" if result.changes else "no changes"
@@ -199,10 +210,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from plexus_train.platforms.local import model_dir
 
     score = _score(args)
-    column = score.text_column or score.config.text_column
-    texts = [args.text] if args.text is not None else predict.texts_from_csv(Path(args.file), column)
+    if args.text is not None:
+        texts = [args.text]
+    else:
+        texts = predict.texts_from_csv(Path(args.file), predict.text_column(score, model_dir(score)))
     if args.endpoint:
-        answers = predict.predict_endpoint(_aws_clients(args.env).runtime, args.endpoint, texts)
+        answers = predict.predict_endpoint(_Aws(args.env).clients.runtime, args.endpoint, texts)
     else:
         answers = predict.predict_local(model_dir(score), texts)
     rows = [{"text": text, **answer} for text, answer in zip(texts, answers, strict=True)]

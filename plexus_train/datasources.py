@@ -4,7 +4,7 @@ its columns) or, when NAME is a path to a .csv/.parquet file, that file."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,20 @@ def resolve(name: str, root: Path = DATASOURCES_DIR) -> DataSource:
         return DataSource(name, _format(name))
     known = ", ".join(sorted(p.stem for p in root.glob("*.yaml"))) if root.is_dir() else "none"
     raise PlexusError(f"no data source {name!r}: not {named}, nor a .csv/.parquet path (known: {known or 'none'})")
+
+
+def columns(score: Any, source: DataSource | None) -> tuple[str, str]:
+    """The (text, label) columns a score reads: the score's own, else its data source's, else the defaults
+    (`text`, `label`). The one rule both `plexus train` and `plexus predict --file` use."""
+    text = score.text_column or (source and source.text_column) or score.config.text_column
+    label = score.label_column or (source and source.label_column) or score.config.label_column
+    return text, label
+
+
+def with_columns(score: Any, source: DataSource | None) -> Any:
+    """`score` with `columns(score, source)` written into its training config (what the model records)."""
+    text, label = columns(score, source)
+    return replace(score, config=replace(score.config, text_column=text, label_column=label))
 
 
 def _format(location: str) -> str:

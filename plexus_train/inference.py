@@ -14,7 +14,8 @@ JSON = "application/json"
 
 
 def model_fn(model_dir: str) -> Any:
-    """Load the classifier from an extracted model archive (or a local artifacts directory)."""
+    """Load the classifier from an extracted model archive (or a local artifacts directory); damaged artifacts
+    raise one PlexusError, `{model_dir}: damaged model: ...`."""
     from plexus_train.classifiers.artifacts import load_classifier
 
     return load_classifier(Path(model_dir))
@@ -54,7 +55,7 @@ def predict_fn(texts: list[str], model: Any) -> list[dict[str, Any]]:
 
 
 def output_fn(predictions: list[dict[str, Any]], accept: str = JSON) -> str:
-    """Encode the prediction of a single-text request."""
+    """Encode the prediction of a single-text request (input_fn always gives exactly one text)."""
     if accept.split(";")[0].strip() not in (JSON, "*/*"):
         raise ValueError(f"unsupported accept type {accept!r}; ask for {JSON}")
-    return json.dumps(predictions[0] if len(predictions) == 1 else predictions)
+    return json.dumps(predictions[0])

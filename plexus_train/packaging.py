@@ -8,9 +8,9 @@ reproducible (sorted names, zero mtimes) so their hashes only change when their 
 from __future__ import annotations
 
 import gzip
-import io
 import shutil
 import tarfile
+from importlib import metadata
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -36,25 +36,49 @@ def code_files(entry: str) -> dict[str, Path]:
     return files
 
 
+def requirements(installed: str | None = None) -> str:
+    """requirements.txt for the framework containers: transformers pinned to the major version installed here
+    (the one that trains and saves the artifacts), else to the one this code is written for. The container's
+    own torch is kept: it is never listed.
+
+    Example: `requirements("5.1.0").splitlines()[0] == "transformers>=5,<6"`
+    """
+    if installed is None:
+        try:
+            installed = metadata.version("transformers")
+        except metadata.PackageNotFoundError:
+            installed = None
+    lines = (CONTAINER_DIR / REQUIREMENTS).read_text(encoding="utf-8").splitlines()
+    if installed:
+        major = int(installed.split(".")[0])
+        lines = [f"transformers>={major},<{major + 1}" if line.startswith("transformers") else line for line in lines]
+    return "\n".join(lines) + "\n"
+
+
 def copy_code(destination: Path, entry: str) -> None:
     """Write the code bundle into `destination` (created if needed)."""
     for name, source in code_files(entry).items():
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        if name == REQUIREMENTS:
+            target.write_text(requirements(), encoding="utf-8")
+        else:
+            shutil.copyfile(source, target)
 
 
 def write_tarball(source: Path, target: Path) -> Path:
-    """Gzip-tar every file under `source` (names relative to it) into `target`, reproducibly."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
+    """Gzip-tar every file under `source` (names relative to it) into `target`, reproducibly (sorted names,
+    zero mtimes, owners and gzip timestamp), streaming: no file is held in memory, whatever its size."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        target.open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
         for path in sorted(p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
             info = tarfile.TarInfo(path.relative_to(source).as_posix())
             info.size = path.stat().st_size
             info.mode = 0o644
             with path.open("rb") as handle:
                 archive.addfile(info, handle)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as zipped:
-        zipped.write(buffer.getvalue())
     return target

@@ -12,6 +12,26 @@ from plexus_infra.errors import PlexusError
 from plexus_train.dataset import read_csv
 
 
+def text_column(score: Any, model_dir: Path) -> str:
+    """The column `predict --file` reads: the one the model was trained on (its config.json), else the one
+    training would read now (`datasources.columns`: the score's, else its data source's, else `text`)."""
+    from plexus_train import datasources
+
+    try:
+        trained_on = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["hyperparameters"]
+        if isinstance(trained_on.get("text_column"), str) and trained_on["text_column"]:
+            return trained_on["text_column"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no readable model here: predicting will say so; until then, use the score's rule
+    source = None
+    if score.data:
+        try:
+            source = datasources.resolve(score.data)
+        except PlexusError:
+            source = None
+    return datasources.columns(score, source)[0]
+
+
 def texts_from_csv(path: Path, column: str) -> list[str]:
     """The `column` values of a CSV file, in order."""
     if not path.is_file():

@@ -1,12 +1,15 @@
 """SageMaker endpoints for a score: model → endpoint config → endpoint, idempotently.
 
 Each resource is named by a hash of its content, so "same model and settings" means "same names" and a rerun
-changes nothing; a new model (or new sizing) gives a new model and config, and the endpoint is updated to it.
-Reads first, then the writes that differ, then a wait for InService.
+changes nothing; a new model (or new sizing) gives a new model and config, and the endpoint is updated to it;
+once it serves the new config, the previous config and model are deleted. Reads first, then the writes that
+differ, then a wait for InService. Names: `{stem}` for the endpoint, `{stem}-m{hash}` for models and
+`{stem}-c{hash}` for configs (`names.name_stem`), so `delete` finds every one this tool made for a score.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,8 +19,9 @@ from typing import Any
 
 from plexus_infra.aws import call
 from plexus_infra.errors import ApplyError, PlexusError
+from plexus_train.aws import upload_file
 from plexus_train.images import image_uri
-from plexus_train.names import content_hash, sagemaker_name
+from plexus_train.names import content_hash, name_stem, sagemaker_name
 from plexus_train.outputs import Outputs
 from plexus_train.packaging import write_tarball
 from plexus_train.platforms.local import MODELS_DIR, model_dir
@@ -68,6 +72,12 @@ def endpoint_name(score: Score) -> str:
     return sagemaker_name(score.path)
 
 
+def made_here(score: Score, kind: str) -> re.Pattern[str]:
+    """The names this tool gives a score's models (`kind` "m") or endpoint configs ("c"), and only those: a
+    longer stem of another score never matches, since the content hash must end the name."""
+    return re.compile(rf"{re.escape(name_stem(score.path))}-{kind}[0-9a-f]{{10}}")
+
+
 def variant(score: Score, model_name: str) -> dict[str, Any]:
     """The production variant for the score's deployment target."""
     target, sizing = score.training.deployment_target, score.training.deployment
@@ -101,8 +111,17 @@ def endpoint_spec(score: Score, model_data: str, model_version: str, image: str,
     config_name = sagemaker_name(score.path, "c" + content_hash(production))
     return EndpointSpec(
         endpoint_name=endpoint_name(score),
-        model={"ModelName": model_name, "PrimaryContainer": container, "ExecutionRoleArn": role_arn},
-        config={"EndpointConfigName": config_name, "ProductionVariants": [production]},
+        model={
+            "ModelName": model_name,
+            "PrimaryContainer": container,
+            "ExecutionRoleArn": role_arn,
+            "Tags": [{"Key": "plexus:score", "Value": score.path}],
+        },
+        config={
+            "EndpointConfigName": config_name,
+            "ProductionVariants": [production],
+            "Tags": [{"Key": "plexus:score", "Value": score.path}],
+        },
     )
 
 
@@ -172,8 +191,30 @@ class Provisioner:
         else:
             result.noops.append(f"endpoint {spec.endpoint_name} already serves {spec.config_name}")
         if result.changes or endpoint is None or endpoint["EndpointStatus"] != "InService":
-            self._wait(spec.endpoint_name)
+            served = self._wait(spec.endpoint_name)
+            if served["EndpointConfigName"] != spec.config_name:  # a failed update rolls back, InService again
+                reason = served.get("FailureReason") or "no reason given"
+                raise PlexusError(
+                    f"endpoint {spec.endpoint_name} still serves {served['EndpointConfigName']}, "
+                    f"not {spec.config_name}: {reason}"
+                )
+        if endpoint is not None and endpoint["EndpointConfigName"] != spec.config_name:
+            result.changes += self._retire(score, endpoint["EndpointConfigName"], keep=spec.model_name)
         return result
+
+    def _retire(self, score: Score, config_name: str, keep: str) -> list[str]:
+        """Delete a config the endpoint no longer serves, and its models but `keep`, when this tool made them."""
+        if not made_here(score, "c").fullmatch(config_name):
+            return []
+        config = self._describe("describe_endpoint_config", "EndpointConfigName", config_name) or {}
+        models = [v["ModelName"] for v in config.get("ProductionVariants", [])]
+        steps = [("delete_endpoint_config", "EndpointConfigName", config_name, "endpoint config")]
+        steps += [
+            ("delete_model", "ModelName", model, "model")
+            for model in models
+            if model != keep and made_here(score, "m").fullmatch(model)
+        ]
+        return [f"deleted {done}" for done in self._delete_all(steps)]
 
     def model_source(self, score: Score, explicit: str | None) -> tuple[str, str]:
         """(s3 URI, ETag) of the model to serve: the given URI, else the canonical key, else the local
@@ -196,14 +237,8 @@ class Provisioner:
         with tempfile.TemporaryDirectory() as staging:
             tarball = write_tarball(local, Path(staging) / "model.tar.gz")
             self.reporter.status(f"uploading {local}/ to {canonical}")
-            answer = call(
-                s3.put_object,
-                canonical,
-                error=ApplyError,
-                Bucket=bucket,
-                Key=model_key(score),
-                Body=tarball.read_bytes(),
-            )
+            upload_file(s3, tarball, bucket, model_key(score))
+        answer = call(s3.head_object, canonical, error=ApplyError, Bucket=bucket, Key=model_key(score))
         return canonical, answer["ETag"]
 
     def status(self, score: Score) -> dict[str, Any] | None:
@@ -216,18 +251,40 @@ class Provisioner:
         return {**endpoint, "ProductionVariants": (config or {}).get("ProductionVariants", [])}
 
     def delete(self, score: Score) -> list[str]:
-        """Delete the endpoint, its config and its models; what is already gone counts as deleted."""
+        """Delete the endpoint, its config and its models, and every other config and model this tool made for
+        the score (earlier versions left behind); what is already gone counts as deleted."""
         name = endpoint_name(score)
         endpoint = self._describe("describe_endpoint", "EndpointName", name)
-        if endpoint is None:
-            return []
-        config_name = endpoint["EndpointConfigName"]
-        config = self._describe("describe_endpoint_config", "EndpointConfigName", config_name) or {}
-        sagemaker, deleted = self.clients.sagemaker, []
-        steps = [("delete_endpoint", "EndpointName", name, "endpoint")]
-        steps.append(("delete_endpoint_config", "EndpointConfigName", config_name, "endpoint config"))
-        steps += [("delete_model", "ModelName", v["ModelName"], "model") for v in config.get("ProductionVariants", [])]
+        configs, models = [], []
+        if endpoint is not None:
+            configs.append(endpoint["EndpointConfigName"])
+            config = self._describe("describe_endpoint_config", "EndpointConfigName", configs[0]) or {}
+            models += [v["ModelName"] for v in config.get("ProductionVariants", [])]
+        configs += [c for c in self._names(score, "list_endpoint_configs", "EndpointConfigs", "c") if c not in configs]
+        models += [m for m in self._names(score, "list_models", "Models", "m") if m not in models]
+        steps = [("delete_endpoint", "EndpointName", name, "endpoint")] if endpoint is not None else []
+        steps += [("delete_endpoint_config", "EndpointConfigName", c, "endpoint config") for c in configs]
+        steps += [("delete_model", "ModelName", m, "model") for m in models]
+        return self._delete_all(steps)
+
+    def _names(self, score: Score, method: str, field: str, kind: str) -> list[str]:
+        """Names of the score's models or configs (by this tool's naming scheme), every page, sorted."""
+        pattern, stem = made_here(score, kind), name_stem(score.path)
+        key = "ModelName" if kind == "m" else "EndpointConfigName"
+        found: list[str] = []
+        page: dict[str, Any] = {}
+        while True:
+            more = {"NextToken": page["NextToken"]} if page.get("NextToken") else {}
+            lister = getattr(self.clients.sagemaker, method)
+            page = call(lister, f"{field} named {stem}-*", NameContains=stem, MaxResults=100, **more) or {}
+            found += [item[key] for item in page.get(field, []) if pattern.fullmatch(item[key])]
+            if not page.get("NextToken"):
+                return sorted(found)
+
+    def _delete_all(self, steps: list[tuple[str, str, str, str]]) -> list[str]:
+        deleted = []
         for method, argument, value, kind in steps:
+            sagemaker = self.clients.sagemaker
             call(getattr(sagemaker, method), f"{kind} {value}", absent=NOT_FOUND, error=ApplyError, **{argument: value})
             deleted.append(f"{kind} {value}")
         return deleted
@@ -239,8 +296,9 @@ class Provisioner:
         bucket, key = split_s3_uri(uri)
         return call(self.clients.s3.head_object, uri, absent=("404", "NoSuchKey"), Bucket=bucket, Key=key)
 
-    def _wait(self, name: str) -> None:
+    def _wait(self, name: str) -> dict[str, Any]:
         describe = lambda: call(self.clients.sagemaker.describe_endpoint, name, EndpointName=name)  # noqa: E731
         endpoint = wait(ENDPOINT, describe, self.reporter.status, sleep=self.sleep)
         if endpoint["EndpointStatus"] != "InService":
             raise PlexusError(f"endpoint {name} is {endpoint['EndpointStatus']}: {endpoint.get('FailureReason', '')}")
+        return endpoint

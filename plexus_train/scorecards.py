@@ -70,7 +70,7 @@ class TrainingSettings:
     max_runtime_seconds: int = 86_400
     image_uri: str | None = None
     inference_image_uri: str | None = None
-    framework_version: str = "2.5"
+    framework_version: str = "2.6"  # transformers 5 needs torch >= 2.6; AWS publishes 2.6 images for py312
     deployment: Deployment = field(default_factory=Deployment)
 
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
+from plexus_infra.errors import PlexusError
 from plexus_train.classifiers.config import TrainingConfig
-from plexus_train.classifiers.model import BERTClassifier
+from plexus_train.classifiers.model import BERTClassifier, check_tokenizer
 from plexus_train.classifiers.trainer import TrainedClassifier
 from plexus_train.packaging import INFERENCE_ENTRY, copy_code
 
@@ -65,22 +66,62 @@ class LoadedClassifier:
     metadata: dict[str, Any]
 
 
-def load_classifier(directory: Path) -> LoadedClassifier:
-    """Rebuild the model from `directory` without any network access."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+class DamagedModel(PlexusError):
+    """The artifacts directory exists but cannot be loaded: `{directory}: damaged model: what`."""
 
-    from plexus_infra.errors import PlexusError
+
+def load_classifier(directory: Path) -> LoadedClassifier:
+    """Rebuild the model from `directory` without any network access. A directory without config.json is
+    "not trained"; anything else that cannot be read is one DamagedModel naming the directory and the part."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     config_path = directory / CONFIG
     if not config_path.is_file():
         raise PlexusError(f"{directory}: no trained model here ({CONFIG} is missing); run `plexus train` first")
-    metadata = json.loads(config_path.read_text(encoding="utf-8"))
+
+    def damaged(what: str) -> DamagedModel:
+        return DamagedModel(f"{directory}: damaged model: {what}")
+
+    try:
+        metadata = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise damaged(f"{CONFIG} is not readable JSON ({_first_line(exc)})") from None
+    if not isinstance(metadata, dict):
+        raise damaged(f"{CONFIG} is not a JSON object")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise PlexusError(f"{config_path}: unsupported format_version {metadata.get('format_version')!r}")
-    hyperparameters = TrainingConfig(**metadata["hyperparameters"])
-    encoder = AutoModel.from_config(AutoConfig.from_pretrained(directory / ENCODER))
-    model = BERTClassifier(encoder, len(metadata["labels"]), hyperparameters.dropout)
-    model.load_state_dict(torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True))
+    labels = metadata.get("labels")
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(label, str) for label in labels):
+        raise damaged(f"{CONFIG} has no list of label classes")
+    try:
+        hyperparameters = TrainingConfig(**metadata["hyperparameters"])
+    except (KeyError, TypeError) as exc:
+        raise damaged(f"{CONFIG} has unusable hyperparameters ({_first_line(exc)})") from None
+    encoder_dir = directory / ENCODER
+    if not encoder_dir.is_dir():
+        raise damaged(f"{ENCODER}/ is missing")
+    try:
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(encoder_dir))
+        tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise damaged(f"{ENCODER}/ cannot be loaded ({_first_line(exc)})") from None
+    check_tokenizer(tokenizer, getattr(encoder.config, "vocab_size", None), f"{directory}: damaged model: {ENCODER}/")
+    model = BERTClassifier(encoder, len(labels), hyperparameters.dropout)
+    try:
+        state = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise damaged(f"{WEIGHTS} is missing") from None
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a corrupt file
+        raise damaged(f"{WEIGHTS} cannot be read ({_first_line(exc)})") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        problem = "do not match the labels and encoder in the rest of the model"
+        raise damaged(f"the weights in {WEIGHTS} {problem} ({_first_line(exc)})") from None
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(directory / ENCODER)
-    return LoadedClassifier(model, tokenizer, metadata["labels"], hyperparameters, metadata)
+    return LoadedClassifier(model, tokenizer, labels, hyperparameters, metadata)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:200] + "…" if len(text) > 200 else text) or type(exc).__name__

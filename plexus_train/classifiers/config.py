@@ -8,8 +8,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether `name` can only mean a local directory: absolute, starting with `.` or `~`, a backslash, more
+    than one `/`, or a first segment that is a local directory (`build/tiny-bert` when build/ exists) — a
+    Hugging Face id is `name` or `owner/name`."""
+    first = name.split("/", 1)[0]
+    return (
+        name.startswith(("/", ".", "~", "build/", "models/"))
+        or "\\" in name
+        or not HUB_ID.fullmatch(name)
+        or ("/" in name and is_local_dir(first))
+    )
+
+
+def is_local_dir(name: str) -> bool:
+    try:
+        return Path(name).is_dir()
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        return False
 
 
 @dataclass(frozen=True)

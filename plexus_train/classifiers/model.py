@@ -4,6 +4,7 @@ frozen layers cost no optimizer state."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -60,17 +61,51 @@ def tokenize(tokenizer: Any, texts: list[str], max_tokens: int) -> dict[str, tor
     return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
 
+# Common words in many languages' scripts and digits: a real vocabulary knows some of them.
+PROBE_TEXT = "the a of and to is in it you i 1 2 3 hello world . , der la le de que и в 的 是"
+
+
+def check_tokenizer(tokenizer: Any, vocab_size: int | None, where: str) -> None:
+    """Refuse a tokenizer that would turn text into [UNK]s: one far smaller than the encoder's vocabulary (what
+    transformers builds from a directory without tokenizer files), or one that knows none of a probe's words."""
+    from plexus_infra.errors import PlexusError
+
+    size = len(tokenizer)
+    if vocab_size and size * 2 < vocab_size:
+        raise PlexusError(
+            f"{where}: the tokenizer has {size} tokens but the encoder's vocabulary has {vocab_size} "
+            "(are the tokenizer files, e.g. tokenizer.json or vocab.txt, missing?)"
+        )
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    ids = tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+    if unknown is not None and ids and all(i == unknown for i in ids):
+        raise PlexusError(f"{where}: the tokenizer turns every word of a probe text into its unknown token")
+
+
 def load_encoder(name: str) -> tuple[Any, Any]:
-    """The encoder and its tokenizer, from a local directory or a Hugging Face id (HF_HUB_OFFLINE=1 keeps
-    that to the local cache). Failures become one PlexusError naming the model."""
+    """The encoder and its tokenizer, from a local directory or a Hugging Face id (which downloads unless
+    HF_HUB_OFFLINE=1 keeps it to the local cache). Failures, a name that looks like a missing directory and a
+    tokenizer without a vocabulary become one PlexusError naming the model."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging
 
     from plexus_infra.errors import PlexusError
+    from plexus_train.classifiers.config import looks_like_path
 
+    if not _exists(name) and looks_like_path(name):
+        raise PlexusError(f"cannot load embeddings model {name!r}: no such local model directory {name}")
     logging.disable_progress_bar()
     try:
-        return AutoModel.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+        encoder, tokenizer = AutoModel.from_pretrained(name), AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PlexusError(f"cannot load embeddings model {name!r}: {first}") from exc
+    check_tokenizer(tokenizer, getattr(encoder.config, "vocab_size", None), f"embeddings model {name}")
+    return encoder, tokenizer
+
+
+def _exists(name: str) -> bool:
+    try:
+        return Path(name).expanduser().exists()
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        return False

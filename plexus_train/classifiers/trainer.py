@@ -10,7 +10,7 @@ import copy
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
@@ -78,6 +78,7 @@ class TrainedClassifier:
     history: list[EpochResult] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> EpochResult:
@@ -85,9 +86,13 @@ class TrainedClassifier:
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Learning-rate multiplier: linear warmup to 1 over `warmup_steps`, then linear decay to 0 at the end."""
+    """Learning-rate multiplier for optimizer step `step` (0-based): a linear rise over the `warmup_steps` first
+    steps, the peak 1 at step `warmup_steps` (once), then a linear fall that would reach 0 at `total_steps`.
+
+    Example: `[lr_factor(s, 2, 6) for s in range(6)] == [1/3, 2/3, 1.0, 0.75, 0.5, 0.25]`
+    """
     if step < warmup_steps:
-        return (step + 1) / warmup_steps
+        return (step + 1) / (warmup_steps + 1)
     remaining = total_steps - warmup_steps
     return max(0.0, (total_steps - step) / remaining) if remaining > 0 else 1.0
 
@@ -124,10 +129,23 @@ def train_classifier(
     torch.manual_seed(config.seed)
     classes = sorted(set(labels))
     encoder, tokenizer = load_encoder(config.embeddings_model)
+    notes = []
+    limit = token_limit(encoder, tokenizer)
+    if limit is not None and config.max_tokens > limit:
+        notes.append(f"maximum_tokens_per_window {config.max_tokens} capped at {limit}, the encoder's limit")
+        config = replace(config, max_tokens=limit)
     model = BERTClassifier(encoder, len(classes), config.dropout)
     model.freeze_all_but_last(config.trainable_layers)
     run = _Run(model, tokenizer, classes, config, reporter)
-    return run.fit(texts, labels)
+    return run.fit(texts, labels, notes)
+
+
+def token_limit(encoder: Any, tokenizer: Any) -> int | None:
+    """The most tokens per text the encoder takes: its position embeddings, or the tokenizer's declared
+    maximum when smaller (RoBERTa-style models reserve two positions); None when neither says."""
+    limits = [getattr(encoder.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    known = [int(limit) for limit in limits if isinstance(limit, int) and 0 < limit < 1_000_000]
+    return min(known) if known else None
 
 
 class _Run:
@@ -141,7 +159,7 @@ class _Run:
         self.reporter = reporter
         self.loss = nn.CrossEntropyLoss()
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TrainedClassifier:
+    def fit(self, texts: Sequence[str], labels: Sequence[str], notes: Sequence[str] = ()) -> TrainedClassifier:
         config = self.config
         index = {label: i for i, label in enumerate(self.classes)}
         targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
@@ -157,7 +175,7 @@ class _Run:
         warmup = int(total * config.warmup_ratio)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total))
         rng = random.Random(config.seed)
-        result = TrainedClassifier(self.model, self.tokenizer, self.classes, config)
+        result = TrainedClassifier(self.model, self.tokenizer, self.classes, config, notes=list(notes))
         best_loss, best_state, stale = float("inf"), None, 0
         self.reporter.start(config.epochs, per_epoch)
         for epoch in range(1, config.epochs + 1):
@@ -229,7 +247,8 @@ class _Run:
 def _summary(result: TrainedClassifier) -> str:
     best = result.best
     why = "stopped early: validation loss stopped improving" if result.stopped_early else "finished"
-    return (
+    text = (
         f"{why}; best epoch {best.epoch}: validation loss {best.validation_loss:.4f}, "
         f"accuracy {best.accuracy:.3f}, macro F1 {best.f1:.3f}"
     )
+    return "; ".join([text, *result.notes])

@@ -33,4 +33,4 @@ class LocalPlatform:
         trained = train_classifier(dataset.texts, dataset.labels, score.config, self.reporter)
         identity = {"scorecard": score.scorecard_name, "score": score.name}
         directory = save_classifier(trained, model_dir(score, self.root), identity)
-        return TrainingResult(str(directory), trained.best.as_dict())
+        return TrainingResult(str(directory))

@@ -3,7 +3,8 @@
 Steps: upload the data to training-data/{sc}/{s}/data.csv; package this package's code (plus a local base
 model, if the score names one) into training-code/{sc}/{s}/sourcedir.tar.gz; create the job (retrying while
 a new role propagates through IAM); wait, showing status transitions and CloudWatch log lines; copy the job's
-model.tar.gz to models/{sc}/{s}/model.tar.gz.
+model.tar.gz (written under models/{sc}/{s}/jobs/, a prefix the training role may write) to
+models/{sc}/{s}/model.tar.gz.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 from plexus_infra.aws import call, error_code, until_consistent
 from plexus_infra.errors import ApplyError, AwsError, PlexusError
+from plexus_train.aws import upload_file
+from plexus_train.classifiers.config import is_local_dir, looks_like_path
 from plexus_train.dataset import Dataset
 from plexus_train.entrypoint import BASE_MODEL_DIR, DATA_FILE, SCORE_HP, SCORECARD_HP
 from plexus_train.images import image_uri
@@ -31,6 +34,8 @@ from plexus_train.waiting import Waiter, wait
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ROLE_PROPAGATION_TIMEOUT = 120.0
+# Beyond the job's own MaxRuntimeInSeconds: time to get instances, download data and upload the model.
+WAIT_MARGIN_SECONDS = 3600.0
 TRAINING_JOB = Waiter(
     "the training job",
     status=lambda job: f"{job['TrainingJobStatus']} ({job.get('SecondaryStatus', '')})",
@@ -56,7 +61,14 @@ def model_key(score: Score) -> str:
 
 
 def output_prefix(score: Score) -> str:
-    return f"training-output/{score.path}"
+    """Where jobs write: under models/, which the training role created by plexus-infra may write (it may write
+    training-data/, models/ and training-code/ only)."""
+    return f"models/{score.path}/jobs"
+
+
+def job_waiter(score: Score, waiter: Waiter = TRAINING_JOB) -> Waiter:
+    """`waiter`, waiting at least as long as the job may run (max_runtime_seconds) plus WAIT_MARGIN_SECONDS."""
+    return replace(waiter, timeout=max(waiter.timeout, score.training.max_runtime_seconds + WAIT_MARGIN_SECONDS))
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -68,10 +80,12 @@ def build_sourcedir(score: Score, target: Path) -> tuple[Path, str]:
     """Write sourcedir.tar.gz: entry script, requirements.txt, the code and, for a local base model, the
     model itself. Returns the tarball and the embeddings_model value the container should use."""
     embeddings = score.config.embeddings_model
+    if looks_like_path(embeddings) and not is_local_dir(embeddings):
+        raise PlexusError(f"cannot load embeddings model {embeddings!r}: no such local model directory {embeddings}")
     with tempfile.TemporaryDirectory() as staging:
         root = Path(staging)
         copy_code(root, TRAINING_ENTRY)
-        if Path(embeddings).is_dir():
+        if is_local_dir(embeddings):
             shutil.copytree(embeddings, root / BASE_MODEL_DIR)
             embeddings = BASE_MODEL_DIR
         write_tarball(root, target)
@@ -114,14 +128,7 @@ class SageMakerPlatform:
         with tempfile.TemporaryDirectory() as staging:
             tarball, embeddings = build_sourcedir(score, Path(staging) / "sourcedir.tar.gz")
             self.reporter.status(f"uploading code to s3://{bucket}/{code_key(score)}")
-            call(
-                s3.put_object,
-                f"s3://{bucket}/{code_key(score)}",
-                error=ApplyError,
-                Bucket=bucket,
-                Key=code_key(score),
-                Body=tarball.read_bytes(),
-            )
+            upload_file(s3, tarball, bucket, code_key(score))
         config = replace(
             score.config,
             embeddings_model=embeddings,
@@ -130,11 +137,12 @@ class SageMakerPlatform:
         )
         name = self.job_name(score)
         self._create_job(name, self.job_request(name, score, config))
-        job = wait(self.waiter, lambda: self._describe(name), self.reporter.status, self._logs(name), self.sleep)
+        waiter = job_waiter(score, self.waiter)
+        job = wait(waiter, lambda: self._describe(name), self.reporter.status, self._logs(name), self.sleep)
         if job["TrainingJobStatus"] != "Completed":
             reason = job.get("FailureReason") or "no reason given"
             raise TrainingJobFailed(f"training job {name} {job['TrainingJobStatus'].lower()}: {reason}")
-        return TrainingResult(self._publish_model(job, score), {})
+        return TrainingResult(self._publish_model(job, score))
 
     def job_request(self, name: str, score: Score, config: Any) -> dict[str, Any]:
         """The CreateTrainingJob request (pure, apart from the image lookup)."""

@@ -31,8 +31,8 @@ scores:
     learning_rate: 0.001
     training:
       deployment_target: sagemaker_serverless
-      image_uri: 111122223333.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5-cpu-py311
-      inference_image_uri: 111122223333.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5-cpu-py311
+      image_uri: 111122223333.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6-cpu-py312
+      inference_image_uri: 111122223333.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6-cpu-py312
 """
 
 

@@ -60,5 +60,31 @@ def test_status_without_an_endpoint_is_one_error_line_and_exit_one(sandbox, proj
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == (
-        "error: no endpoint test-scorecard-v-1-0-ticket-topic; create it with plexus provision endpoint\n"
+        "error: no endpoint test-scorecard-v-1-0--ticket-topic; create it with plexus provision endpoint\n"
     )
+
+
+def test_a_sagemaker_run_on_s3_data_makes_one_set_of_clients(sandbox, project, monkeypatch, capsys) -> None:
+    import boto3
+
+    from plexus_train import aws
+    from plexus_train.cli import main
+    from tests.train.test_sagemaker import BUCKET, publish_outputs
+
+    publish_outputs()
+    boto3.client("s3").put_object(
+        Bucket=BUCKET, Key="in/tickets.csv", Body=(project / "datasources" / "tickets.csv").read_bytes()
+    )
+    made: list[str] = []
+    real_init = aws.Clients.__init__
+
+    def counting(self, region, *args, **kwargs):
+        made.append(region)
+        real_init(self, region, *args, **kwargs)
+
+    monkeypatch.setattr(aws.Clients, "__init__", counting)
+    argv = ["train", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--env", "test"]
+    main([*argv, "--platform", "sagemaker", "--data", f"s3://{BUCKET}/in/tickets.csv"])
+    out, err = capsys.readouterr()
+    assert "240 examples from s3://" in out, err  # the data was read from S3, then the job created
+    assert made == ["us-east-1"]

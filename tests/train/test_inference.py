@@ -60,3 +60,97 @@ def test_predict_without_a_trained_model_says_to_train(project: Path) -> None:
     assert result.returncode == 1
     assert "no trained model here" in result.stderr and "run `plexus train` first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _damage_truncated_config(model: Path) -> None:
+    text = (model / "config.json").read_text()
+    (model / "config.json").write_text(text[: len(text) // 2])
+
+
+def _damage_missing_encoder(model: Path) -> None:
+    import shutil
+
+    shutil.rmtree(model / "encoder")
+
+
+def _damage_corrupt_weights(model: Path) -> None:
+    (model / "model.pt").write_bytes((model / "model.pt").read_bytes()[:1000])
+
+
+def _damage_labels_not_matching_weights(model: Path) -> None:
+    config = json.loads((model / "config.json").read_text())
+    config["labels"].append("returns")
+    (model / "config.json").write_text(json.dumps(config))
+
+
+def _damage_tokenizer_files_missing(model: Path) -> None:
+    for path in (model / "encoder").iterdir():
+        if path.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("damage", "what"),
+    [
+        (_damage_truncated_config, "config.json is not readable JSON"),
+        (_damage_missing_encoder, "encoder/ is missing"),
+        (_damage_corrupt_weights, "model.pt cannot be read"),
+        (_damage_labels_not_matching_weights, "the weights in model.pt do not match the labels"),
+        (_damage_tokenizer_files_missing, "encoder/: the tokenizer has 5 tokens"),
+    ],
+)
+def test_damaged_artifacts_are_one_error_line_in_predict_and_a_clear_error_in_model_fn(
+    trained: Path, tmp_path: Path, monkeypatch, capsys, damage, what: str
+) -> None:
+    import shutil
+
+    from plexus_infra.errors import PlexusError
+    from plexus_train.cli import main
+
+    work = tmp_path / "project"
+    shutil.copytree(trained, work)
+    damage(work / MODEL)
+    monkeypatch.chdir(work)
+    capsys.readouterr()
+    code = main(["predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--text", "refund"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"error: {MODEL}: damaged model: {what}") and err.count("\n") == 1, err
+    with pytest.raises(PlexusError, match=f"damaged model: {re.escape(what)}"):
+        inference.model_fn(str(work / MODEL))
+
+
+def test_predict_file_reads_the_column_the_model_was_trained_on(trained: Path, tmp_path: Path, monkeypatch, capsys):
+    """The model's config.json names its text column; the score and data source need not say it again."""
+    import shutil
+
+    from plexus_train.cli import main
+
+    work = tmp_path / "project"
+    shutil.copytree(trained, work)
+    config_path = work / MODEL / "config.json"
+    config = json.loads(config_path.read_text())
+    config["hyperparameters"]["text_column"] = "body"
+    config_path.write_text(json.dumps(config))
+    with (work / "ask.csv").open("w", newline="") as handle_:
+        csv.writer(handle_).writerows([["id", "body"], ["1", "the courier never arrived"]])
+    monkeypatch.chdir(work)
+    capsys.readouterr()
+    argv = ["predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--file", "ask.csv", "--json"]
+    assert main(argv) == 0, capsys.readouterr().err
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["text"] for row in rows] == ["the courier never arrived"]
+
+
+def test_predict_file_without_a_local_model_uses_trainings_column_rule(project: Path) -> None:
+    from plexus_train import predict
+    from plexus_train.scorecards import find_score
+
+    (project / "datasources" / "tickets.yaml").write_text("path: tickets.csv\ntext_column: body\n")
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    assert predict.text_column(score, project / "models" / "nowhere") == "body"
+
+
+def test_output_fn_encodes_the_one_prediction_of_a_request() -> None:
+    answer = {"value": "a", "confidence": 1.0, "probabilities": {"a": 1.0}}
+    assert json.loads(inference.output_fn([answer])) == answer

@@ -110,7 +110,7 @@ training_blocks = st.fixed_dictionaries(
         **{field: st.integers(low, high) for field, (low, high) in TRAINING_NUMBERS.items()},
         "image_uri": strings,
         "inference_image_uri": strings,
-        "framework_version": st.from_regex(r"[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True),
+        "framework_version": st.from_regex(r"2\.[6-9]|[3-9]\.[0-9]{1,2}|[1-9][0-9]\.[0-9]{1,2}", fullmatch=True),
         "deployment": st.fixed_dictionaries(
             {},
             optional={

@@ -19,7 +19,7 @@ from tests.helpers import run_cli
 from tests.train.conftest import cli_env
 from tests.train.test_sagemaker import BUCKET, ROLE, Recorder, publish_outputs
 
-ENDPOINT = "test-scorecard-v-1-0-ticket-topic"
+ENDPOINT = "test-scorecard-v-1-0--ticket-topic"
 CANONICAL = "models/test-scorecard-v-1-0/ticket-topic/model.tar.gz"
 
 
@@ -51,13 +51,17 @@ def test_local_artifacts_are_packaged_then_a_rerun_is_a_no_op(sandbox, trained: 
     )
 
 
-def test_a_new_model_gives_a_new_config_and_updates_the_endpoint(sandbox, trained: Path, monkeypatch) -> None:
+def test_a_new_model_gives_a_new_config_updates_the_endpoint_and_retires_the_old_ones(
+    sandbox, trained: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(trained)
     publish_outputs()
     score = find_score("Test Scorecard v 1.0", "Ticket Topic")
     chosen = provisioner(trained / "models")
     chosen.provision(score)
-    old_config = boto3.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    sagemaker = boto3.client("sagemaker")
+    old_config = sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    old_model = sagemaker.describe_endpoint_config(EndpointConfigName=old_config)["ProductionVariants"][0]["ModelName"]
     boto3.client("s3").put_object(Bucket=BUCKET, Key=CANONICAL, Body=b"a newer model archive")
 
     real = chosen.clients.sagemaker
@@ -67,12 +71,42 @@ def test_a_new_model_gives_a_new_config_and_updates_the_endpoint(sandbox, traine
     stubber.add_response(
         "update_endpoint", {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"}, expected
     )
-    real.update_endpoint = stubbed.update_endpoint  # moto lacks UpdateEndpoint: this call alone is stubbed
+
+    def update_endpoint(**request):
+        """moto lacks UpdateEndpoint: this call alone is stubbed (and checked); then moto plays the update's
+        outcome, so the endpoint serves the new config, as AWS's would once InService again."""
+        answer = stubbed.update_endpoint(**request)
+        sagemaker.delete_endpoint(EndpointName=ENDPOINT)
+        sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=request["EndpointConfigName"])
+        return answer
+
+    real.update_endpoint = update_endpoint
     with stubber:
         result = chosen.provision(score)
         stubber.assert_no_pending_responses()
     assert result.changes[0].startswith("created model") and result.changes[1].startswith("created endpoint config")
     assert result.changes[2] == f"updated endpoint {ENDPOINT}: {old_config} → {expected['EndpointConfigName']}"
+    assert result.changes[3:] == [f"deleted endpoint config {old_config}", f"deleted model {old_model}"]
+    assert [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]] == [
+        expected["EndpointConfigName"]
+    ]
+    assert len(sagemaker.list_models()["Models"]) == 1
+
+
+def test_an_update_that_rolled_back_is_an_error_and_retires_nothing(sandbox, trained: Path, monkeypatch) -> None:
+    monkeypatch.chdir(trained)
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    chosen = provisioner(trained / "models")
+    chosen.provision(score)
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=CANONICAL, Body=b"a model the new container cannot load")
+    stubbed = boto3.client("sagemaker")
+    stubber = Stubber(stubbed)
+    stubber.add_response("update_endpoint", {"EndpointArn": f"arn:aws:sagemaker:us-east-1:1:endpoint/{ENDPOINT}"})
+    chosen.clients.sagemaker.update_endpoint = stubbed.update_endpoint  # moto keeps serving the old config
+    with stubber, pytest.raises(PlexusError, match=f"endpoint {ENDPOINT} still serves .*-c[0-9a-f]{{10}}, not"):
+        chosen.provision(score)
+    assert len(boto3.client("sagemaker").list_endpoint_configs()["EndpointConfigs"]) == 2
 
 
 def _new_config_name(chosen: Provisioner, score) -> str:
@@ -102,6 +136,41 @@ def test_status_and_delete_through_the_cli(sandbox, trained: Path) -> None:
     assert deleted.returncode == 0 and deleted.stdout.count("deleted") == 3
     assert plexus("provision", "delete").stdout.startswith("no-op: no endpoint")
     assert boto3.client("sagemaker").list_models()["Models"] == []
+
+
+def test_delete_removes_every_model_and_config_made_for_the_score_and_nothing_else(sandbox, trained: Path) -> None:
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic", trained / "scorecards")
+    sagemaker = boto3.client("sagemaker")
+    container = {"Image": "image", "ModelDataUrl": f"s3://{BUCKET}/{CANONICAL}"}
+    stem = ENDPOINT
+    ours = [f"{stem}-m{'0' * 10}", f"{stem}-m{'1' * 10}"]
+    others = [f"{stem}-extra-m{'2' * 10}", "someone-elses-model", f"{stem}-m123"]  # another score, not ours, not ours
+    for name in ours + others:
+        sagemaker.create_model(ModelName=name, PrimaryContainer=container, ExecutionRoleArn=ROLE)
+    variant = {"VariantName": "AllTraffic", "ModelName": ours[0], "InstanceType": "ml.m5.large"}
+    for name in (f"{stem}-c{'a' * 10}", f"{stem}-c{'b' * 10}", f"{stem}-extra-c{'c' * 10}"):
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=name, ProductionVariants=[{**variant, "InitialInstanceCount": 1}]
+        )
+    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=f"{stem}-c{'a' * 10}")
+
+    deleted = provisioner(trained / "models").delete(score)
+
+    assert deleted == [
+        f"endpoint {ENDPOINT}",
+        f"endpoint config {stem}-c{'a' * 10}",
+        f"endpoint config {stem}-c{'b' * 10}",
+        f"model {ours[0]}",
+        f"model {ours[1]}",
+    ]
+    assert sorted(m["ModelName"] for m in sagemaker.list_models()["Models"]) == sorted(others)
+    configs = [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]]
+    assert configs == [f"{stem}-extra-c{'c' * 10}"]
+    # Leftovers without an endpoint are still found; then nothing is left to do.
+    sagemaker.create_model(ModelName=ours[1], PrimaryContainer=container, ExecutionRoleArn=ROLE)
+    assert provisioner(trained / "models").delete(score) == [f"model {ours[1]}"]
+    assert provisioner(trained / "models").delete(score) == []
 
 
 def test_serverless_and_realtime_variants_and_local_targets(project: Path) -> None:

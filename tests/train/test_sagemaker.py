@@ -25,7 +25,7 @@ from tests.train.conftest import cli_env
 
 BUCKET = "plexus-test-training"
 ROLE = "arn:aws:iam::123456789012:role/plexus-test-sagemaker-training"
-JOB = "test-scorecard-v-1-0-ticket-topic-fixed"
+JOB = "test-scorecard-v-1-0--ticket-topic-fixed"
 
 
 class Recorder:
@@ -75,7 +75,7 @@ def test_job_uploads_packages_trains_and_publishes_the_model(sandbox, project: P
     dataset = datasources.load(datasources.resolve("tickets"), "text", "topic")
     s3 = boto3.client("s3")
     # moto runs no container: play its part by putting the job's model where SageMaker would.
-    job_output = f"training-output/{score.path}/{JOB}/output/model.tar.gz"
+    job_output = f"models/{score.path}/jobs/{JOB}/output/model.tar.gz"
     s3.put_object(Bucket=BUCKET, Key=job_output, Body=b"model archive")
     reporter = Recorder()
 
@@ -106,7 +106,7 @@ def test_job_uploads_packages_trains_and_publishes_the_model(sandbox, project: P
     assert json.loads(hps["epochs"]) == 2 and json.loads(hps["label_column"]) == "topic"
     assert json.loads(hps["embeddings_model"]) == "base_model"
     assert job["RoleArn"] == ROLE
-    assert job["AlgorithmSpecification"]["TrainingImage"].endswith("pytorch-training:2.5-cpu-py311")
+    assert job["AlgorithmSpecification"]["TrainingImage"].endswith("pytorch-training:2.6-cpu-py312")
     assert any(line.startswith("Completed") for line in reporter.lines)
 
 
@@ -180,9 +180,12 @@ def test_cli_sagemaker_training_creates_the_job_and_reports_a_missing_model(sand
     )  # fmt: skip
     # moto completes the job at once with an invented artifact path and no object there: say so honestly.
     assert result.returncode == 1
-    assert "completed but its model s3://plexus-test-training/training-output/" in result.stderr
+    assert (
+        "completed but its model s3://plexus-test-training/models/test-scorecard-v-1-0/ticket-topic/jobs/"
+        in result.stderr
+    )
     jobs = boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
-    assert len(jobs) == 1 and jobs[0]["TrainingJobName"].startswith("test-scorecard-v-1-0-ticket-topic-")
+    assert len(jobs) == 1 and jobs[0]["TrainingJobName"].startswith("test-scorecard-v-1-0--ticket-topic-")
     described = boto3.client("sagemaker").describe_training_job(TrainingJobName=jobs[0]["TrainingJobName"])
     assert json.loads(described["HyperParameters"]["epochs"]) == 5
 
@@ -221,3 +224,96 @@ def test_job_log_lines_are_printed_once_each_as_they_arrive(sandbox, project: Pa
     tick({})
     tick({})
     assert reporter.lines == ["log: epoch 1", "log: epoch 2", "log: done"]
+
+
+def test_the_job_writes_under_models_which_the_training_role_may_write(sandbox, project: Path) -> None:
+    """plexus-infra's training role may write training-data/*, models/* and training-code/* only."""
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    request = platform(Recorder()).job_request(JOB, score, score.config)
+    output = request["OutputDataConfig"]["S3OutputPath"]
+    assert output == f"s3://{BUCKET}/models/test-scorecard-v-1-0/ticket-topic/jobs"
+    assert output.removeprefix(f"s3://{BUCKET}/").split("/")[0] in ("training-data", "models", "training-code")
+
+
+def test_the_wait_outlasts_the_jobs_own_maximum_runtime(sandbox, project: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from plexus_train.platforms import sagemaker
+
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    long = replace(score, training=replace(score.training, max_runtime_seconds=5 * 86_400))
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"models/{score.path}/jobs/{JOB}/output/model.tar.gz", Body=b"m")
+    timeouts: list[float] = []
+    real_wait = sagemaker.wait
+    monkeypatch.setattr(
+        sagemaker, "wait", lambda waiter, *a, **k: timeouts.append(waiter.timeout) or real_wait(waiter, *a, **k)
+    )
+    dataset = datasources.load(datasources.resolve("tickets"), "text", "topic")
+    platform(Recorder()).train(long, dataset)
+    assert timeouts == [5 * 86_400 + 3600]
+    assert sagemaker.job_waiter(score).timeout == 86_400 + 3600  # the default max_runtime_seconds, plus an hour
+
+
+def test_code_is_uploaded_with_the_multipart_capable_transfer_not_one_put_object(sandbox, project: Path) -> None:
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"models/{score.path}/jobs/{JOB}/output/model.tar.gz", Body=b"m")
+    chosen = platform(Recorder())
+    s3 = chosen.clients.s3
+    real_put = s3.put_object
+
+    def put_object(**request):
+        # boto3's transfer sends small files as one PutObject too, but streams them from the file: never bytes.
+        in_memory = isinstance(request.get("Body"), (bytes, bytearray))
+        assert not (request["Key"].endswith(".tar.gz") and in_memory), "a tarball was read into memory"
+        return real_put(**request)
+
+    s3.put_object = put_object
+    chosen.train(score, datasources.load(datasources.resolve("tickets"), "text", "topic"))
+    assert boto3.client("s3").head_object(Bucket=BUCKET, Key=f"training-code/{score.path}/sourcedir.tar.gz")
+
+
+def test_tarballs_are_reproducible_byte_for_byte(tmp_path: Path) -> None:
+    from plexus_train.packaging import write_tarball
+
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    (source / "b.txt").write_text("b")
+    (source / "sub" / "a.bin").write_bytes(bytes(range(256)) * 100)
+    first = write_tarball(source, tmp_path / "one.tar.gz").read_bytes()
+    (source / "b.txt").touch()  # a new mtime, same content
+    second = write_tarball(source, tmp_path / "two.tar.gz").read_bytes()
+    assert first == second
+    assert first[4:8] == b"\0\0\0\0"  # gzip header mtime
+    with tarfile.open(tmp_path / "one.tar.gz") as archive:
+        assert archive.getnames() == ["b.txt", "sub/a.bin"]
+
+
+def test_packaged_requirements_pin_the_transformers_major_that_saved_the_artifacts() -> None:
+    from importlib.metadata import version
+
+    from plexus_train.packaging import requirements
+
+    major = int(version("transformers").split(".")[0])
+    assert f"transformers>={major},<{major + 1}" in requirements().splitlines()
+    assert requirements("5.2.1").splitlines()[0] == "transformers>=5,<6"
+    assert not any(line.startswith("torch") for line in requirements().splitlines())  # the container's own torch
+
+
+def test_the_default_image_lookup_asks_for_pytorch_2_6_or_later_on_py312(monkeypatch) -> None:
+    """transformers 5 needs torch >= 2.6; AWS publishes 2.6+ images for py312 only."""
+    from plexus_train import images
+    from plexus_train.scorecards import TrainingSettings
+
+    asked: list[dict] = []
+    monkeypatch.setattr(images, "_sdk_retrieve", lambda: lambda framework, region, **kw: asked.append(kw) or "uri")
+    version = TrainingSettings().framework_version
+    for scope in ("training", "inference"):
+        assert images.image_uri(None, scope, version, "us-east-1", "ml.m5.xlarge") == "uri"
+    assert [(a["version"], a["py_version"], a["image_scope"]) for a in asked] == [
+        ("2.6", "py312", "training"),
+        ("2.6", "py312", "inference"),
+    ]
+    assert tuple(int(p) for p in version.split(".")) >= (2, 6)

@@ -93,3 +93,11 @@ def test_duplicate_keys_are_errors_not_silent_overrides(project: Path) -> None:
     )
     with pytest.raises(ManifestError, match=r"dup.yaml:6:5: scores\[0\].batch_size: duplicate key"):
         find_score("Dup", "A")
+
+
+def test_a_pytorch_image_too_old_for_the_packaged_code_is_refused_at_load(project: Path) -> None:
+    (project / "scorecards" / "old.yaml").write_text(
+        "name: Old\nscores:\n  - name: A\n    class: BERTClassifier\n    training:\n      framework_version: '2.5'\n"
+    )
+    with pytest.raises(ManifestError, match=r"old.yaml:6:26: scores\[0\].training.framework_version: PyTorch 2.5"):
+        find_score("Old", "A")

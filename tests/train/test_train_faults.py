@@ -23,7 +23,7 @@ PATH = "test-scorecard-v-1-0/ticket-topic"
 DATA_KEY = f"training-data/{PATH}/data.csv"
 CODE_KEY = f"training-code/{PATH}/sourcedir.tar.gz"
 MODEL_KEY = f"models/{PATH}/model.tar.gz"
-ENDPOINT = "test-scorecard-v-1-0-ticket-topic"
+ENDPOINT = "test-scorecard-v-1-0--ticket-topic"
 MODEL_ARCHIVE = b"the job's model archive"
 pytestmark = pytest.mark.usefixtures("sandbox", "fast_backoff")
 
@@ -104,7 +104,7 @@ def test_train_on_sagemaker_and_provision_converge_with_a_quarter_of_calls_throt
 DENIED = {
     "sagemaker:CreateTrainingJob": (
         ("AccessDeniedException", 400),
-        "error: sagemaker:CreateTrainingJob training job test-scorecard-v-1-0-ticket-topic-",
+        "error: sagemaker:CreateTrainingJob training job test-scorecard-v-1-0--ticket-topic-",
     ),
     "s3:PutObject": (("AccessDenied", 403), f"error: s3:PutObject s3://{BUCKET}/{DATA_KEY}: AccessDenied"),
     "ssm:GetParameters": (

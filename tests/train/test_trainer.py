@@ -31,11 +31,35 @@ def test_stratified_split_is_fixed_by_seed_and_covers_every_class() -> None:
     assert {labels[i] for i in train} == {0, 1, 2}
 
 
-def test_learning_rate_warms_up_then_decays_to_zero() -> None:
-    factors = [lr_factor(step, 2, 10) for step in range(10)]
-    assert factors[:2] == [0.5, 1.0]
-    assert factors[2:] == sorted(factors[2:], reverse=True)
-    assert lr_factor(10, 2, 10) == 0.0
+def test_learning_rate_warms_up_to_one_peak_then_decays_linearly_to_zero() -> None:
+    factors = [lr_factor(step, 2, 10) for step in range(11)]
+    expected = [1 / 3, 2 / 3, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8, 0.0]
+    assert factors == pytest.approx(expected)
+    assert factors.count(1.0) == 1  # the peak is held for one step, not two
+    assert [lr_factor(step, 0, 4) for step in range(5)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
+
+
+def test_the_scheduler_gives_each_optimizer_step_its_factor(tiny_model: Path) -> None:
+    """The learning rates the trainer really uses: warmup_ratio 0.25 of 8 steps is 2 warmup steps."""
+    import torch
+
+    from plexus_train.classifiers.trainer import train_classifier
+
+    seen: list[float] = []
+    step = torch.optim.AdamW.step
+
+    def recording(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    texts = ["my invoice is wrong", "the parcel never arrived"] * 5  # 8 train examples: 4 batches of 2
+    config = TrainingConfig(
+        embeddings_model=str(tiny_model), epochs=2, batch_size=2, learning_rate=0.8, warmup_ratio=0.25
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.optim.AdamW, "step", recording)
+        train_classifier(texts, ["billing", "shipping"] * 5, config)
+    assert seen == pytest.approx([0.8 * f for f in (1 / 3, 2 / 3, 1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6)])
 
 
 def test_hyperparameters_round_trip_through_sagemaker_strings() -> None:
@@ -108,3 +132,56 @@ def test_a_model_that_cannot_load_is_one_clear_error(tmp_path: Path) -> None:
     config = replace(TrainingConfig(), embeddings_model=str(tmp_path / "absent"))
     with pytest.raises(PlexusError, match="cannot load embeddings model"):
         train_classifier(["a b", "c d", "a b", "c d"], ["x", "y", "x", "y"], config)
+
+
+def test_a_missing_relative_model_directory_is_named_not_sent_to_the_hub(project: Path) -> None:
+    from plexus_infra.errors import PlexusError
+    from plexus_train.classifiers.model import load_encoder
+
+    (project / "build").mkdir()
+    for name in ("build/tiny-bert", "./encoders/tiny", "models/x/encoder", "a/b/c"):
+        with pytest.raises(PlexusError, match=f"no such local model directory {name}$"):
+            load_encoder(name)
+
+
+def test_a_tokenizer_without_a_vocabulary_is_refused_naming_the_directory(tiny_model: Path, tmp_path: Path) -> None:
+    """transformers 5 builds a 5-token tokenizer from a directory without tokenizer files: all text is [UNK]."""
+    import shutil
+
+    from plexus_infra.errors import PlexusError
+    from plexus_train.classifiers.model import load_encoder
+
+    bare = tmp_path / "no-tokenizer"
+    shutil.copytree(tiny_model, bare)
+    for path in bare.iterdir():
+        if path.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            path.unlink()
+    with pytest.raises(PlexusError, match=f"^embeddings model {bare}: the tokenizer has 5 tokens but the encoder"):
+        load_encoder(str(bare))
+
+
+def test_a_window_longer_than_the_encoder_takes_is_capped_and_said(tiny_model: Path) -> None:
+    from plexus_train.classifiers.trainer import train_classifier
+
+    class Summary:
+        message = ""
+
+        def start(self, epochs, batches):
+            pass
+
+        def batch(self, loss):
+            pass
+
+        def epoch(self, result):
+            pass
+
+        def finish(self, message):
+            self.message = message
+
+    long = " ".join(["refund"] * 700)  # longer than the tiny BERT's 512 positions
+    texts = [long, "the parcel never arrived", long, "the courier is late"]
+    config = TrainingConfig(embeddings_model=str(tiny_model), epochs=1, batch_size=4, max_tokens=1000)
+    reporter = Summary()
+    result = train_classifier(texts, ["billing", "shipping"] * 2, config, reporter)
+    assert result.config.max_tokens == 512
+    assert reporter.message.endswith("; maximum_tokens_per_window 1000 capped at 512, the encoder's limit")
