@@ -69,14 +69,14 @@ def _value(value: Any) -> str:
     return json.dumps(_compact(value), sort_keys=True, ensure_ascii=False)
 
 
+EMPTY = (None, [], {})  # values that are not worth a line of their own
+
+
 def _compact(value: Any) -> Any:
     """Drop empty and null fields inside mappings: what is not set need not be shown."""
     if isinstance(value, dict):
-        return {k: _compact(v) for k, v in value.items() if v not in (None, [], {})}
+        return {k: _compact(v) for k, v in value.items() if v not in EMPTY}
     return value
-
-
-EMPTY = (None, [], {})
 
 
 def _is_policy(value: Any) -> bool:
