@@ -91,3 +91,20 @@ def test_outputs_left_under_an_old_parameter_prefix_are_removed_not_orphaned(
     ]
     code, out, _ = cli(capsys, "plan", moved, "--detailed-exitcode")
     assert code == 0 and "No changes" in out
+
+
+def test_destroy_empties_a_bucket_with_thousands_of_versions(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """More versions than one DeleteObjects batch, listed while they are deleted (moto's paging shifted then)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert cli(capsys, "apply", "--env", "development", "--auto-approve")[0] == 0
+    s3 = boto3.client("s3")
+    bucket = "plexus-development-training"
+    s3.delete_bucket_policy(Bucket=bucket)  # moto refuses writes over HTTP under the TLS-only Deny
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: s3.put_object(Bucket=bucket, Key=f"training-data/k{i % 700}", Body=b"x"), range(2300)))
+    code, _, err = cli(capsys, "destroy", "--env", "development", "--auto-approve")
+    assert code == 0, err
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]

@@ -13,30 +13,30 @@ from tests.test_resources_fixtures import resource_for
 
 
 class FakeS3:
-    """list_object_versions pages and delete_objects answers, recording each batch sent."""
+    """A bucket's versions and delete markers: list_object_versions answers from what is left (at most MaxKeys,
+    as S3 does), delete_objects removes what it is sent and records each batch."""
 
     # what plexus_infra.aws.call reads to name the action in its messages
     meta = SimpleNamespace(service_model=SimpleNamespace(service_name="s3"), method_to_api_mapping={})
 
-    def __init__(self, pages: list[dict[str, Any]], errors: list[dict[str, str]] | None = None):
-        self.pages = pages
+    def __init__(self, entries: dict[str, list[dict[str, str]]], errors: list[dict[str, str]] | None = None):
+        self.left = {kind: list(items) for kind, items in entries.items()}
         self.errors = errors or []
         self.batches: list[list[dict[str, str]]] = []
         self.deleted_bucket = False
 
-    def get_paginator(self, name: str) -> Any:
-        assert name == "list_object_versions"
-        pages = self.pages
-
-        class Paginator:
-            def paginate(self, **_: Any) -> list[dict[str, Any]]:
-                return pages
-
-        return Paginator()
+    def list_object_versions(self, Bucket: str, MaxKeys: int) -> dict[str, Any]:
+        versions = self.left.get("Versions", [])[:MaxKeys]
+        markers = self.left.get("DeleteMarkers", [])[: MaxKeys - len(versions)]
+        return {"Versions": versions, "DeleteMarkers": markers}
 
     def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:
         self.batches.append(Delete["Objects"])
-        return {"Errors": self.errors} if self.errors else {}
+        if self.errors:
+            return {"Errors": self.errors}
+        gone = {(o["Key"], o["VersionId"]) for o in Delete["Objects"]}
+        self.left = {k: [e for e in v if (e["Key"], e["VersionId"]) not in gone] for k, v in self.left.items()}
+        return {}
 
     def delete_bucket(self, Bucket: str) -> dict[str, Any]:
         self.deleted_bucket = True
@@ -59,12 +59,9 @@ def bucket() -> Bucket:
 
 
 def test_versions_and_markers_across_pages_go_in_batches_of_at_most_1000() -> None:
-    pages = [
-        {"Versions": versions("a", 700), "DeleteMarkers": versions("m", 200)},
-        {"Versions": versions("b", 700)},
-        {"DeleteMarkers": versions("n", 5)},
-    ]
-    s3 = FakeS3(pages)
+    s3 = FakeS3(
+        {"Versions": versions("a", 700) + versions("b", 700), "DeleteMarkers": versions("m", 200) + versions("n", 5)}
+    )
     progress: list[int] = []
     bucket().delete(FakeClients(s3), None, lambda _d, done, _t: progress.append(done))  # type: ignore[arg-type]
     assert [len(b) for b in s3.batches] == [1000, 605]
@@ -75,17 +72,25 @@ def test_versions_and_markers_across_pages_go_in_batches_of_at_most_1000() -> No
 
 
 def test_an_empty_bucket_is_deleted_without_a_batch() -> None:
-    s3 = FakeS3([{}])
+    s3 = FakeS3({})
     bucket().delete(FakeClients(s3), None)  # type: ignore[arg-type]
     assert s3.batches == []
     assert s3.deleted_bucket
 
 
 def test_objects_s3_refused_to_delete_stop_before_the_bucket_is_deleted() -> None:
-    s3 = FakeS3([{"Versions": versions("a", 3)}], errors=[{"Key": "a1", "Code": "AccessDenied"}])
+    s3 = FakeS3({"Versions": versions("a", 3)}, errors=[{"Key": "a1", "Code": "AccessDenied"}])
     with pytest.raises(
         ApplyError,
         match="s3:DeleteObjects bucket plexus-production-training: 1 objects not deleted, first a1: AccessDenied",
     ):
+        bucket().delete(FakeClients(s3), None)  # type: ignore[arg-type]
+    assert not s3.deleted_bucket
+
+
+def test_a_listing_that_keeps_returning_deleted_versions_stops_with_an_error() -> None:
+    s3 = FakeS3({"Versions": versions("a", 3)})
+    s3.delete_objects = lambda Bucket, Delete: {}  # type: ignore[method-assign]  # says done, deletes nothing
+    with pytest.raises(ApplyError, match="deleted versions are still listed"):
         bucket().delete(FakeClients(s3), None)  # type: ignore[arg-type]
     assert not s3.deleted_bucket

@@ -109,7 +109,10 @@ class Bucket(Removable):
 
     def delete(self, clients: Clients, change: Change, progress: Progress | None = None) -> None:
         removed = 0
-        for batch in self._version_batches(clients):
+        previous: list[dict[str, str]] = []
+        while batch := self._next_batch(clients):
+            if batch == previous:
+                raise ApplyError(f"s3:DeleteObjects bucket {self.name}: deleted versions are still listed; run again")
             answer = call(
                 clients.s3.delete_objects,
                 f"bucket {self.name}",
@@ -125,22 +128,24 @@ class Bucket(Removable):
                     f"first {first.get('Key')}: {first.get('Code')}"
                 )
             removed += len(batch)
+            previous = batch
             if progress:
                 progress(f"emptying {self.name}", removed, None)
         call(clients.s3.delete_bucket, f"bucket {self.name}", absent=BUCKET_ABSENT, error=ApplyError, Bucket=self.name)
 
-    def _version_batches(self, clients: Clients) -> Any:
-        """Every object version and delete marker, in batches of at most 1000 keys."""
-        pages = clients.s3.get_paginator("list_object_versions").paginate(Bucket=self.name)
-        batch: list[dict[str, str]] = []
-        for page in pages:
-            for entry in [*page.get("Versions", ()), *page.get("DeleteMarkers", ())]:
-                batch.append({"Key": entry["Key"], "VersionId": entry["VersionId"]})
-                if len(batch) == DELETE_BATCH:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+    def _next_batch(self, clients: Clients) -> list[dict[str, str]]:
+        """Up to 1000 object versions and delete markers from a fresh listing. Listing from the start each
+        round means nothing is skipped, however deletions shift the listing's pages (moto's do)."""
+        page = call(
+            clients.s3.list_object_versions,
+            f"bucket {self.name}",
+            absent=BUCKET_ABSENT,
+            error=ApplyError,
+            Bucket=self.name,
+            MaxKeys=DELETE_BATCH,
+        )
+        entries = [*(page or {}).get("Versions", ()), *(page or {}).get("DeleteMarkers", ())]
+        return [{"Key": entry["Key"], "VersionId": entry["VersionId"]} for entry in entries[:DELETE_BATCH]]
 
 
 class BucketSetting(Resource):
