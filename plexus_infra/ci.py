@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from plexus_infra.engine import NO_HOOKS, Hooks, Outcome, converge, load_saved_plan, make_plan, save_plan
+from plexus_infra.engine import NO_HOOKS, Hooks, Outcome, converge, make_plan
 from plexus_infra.errors import ManifestError, PlexusError, Problem
 from plexus_infra.plan import Plan
+from plexus_infra.saved_plan import load_saved_plan, save_plan
 
 # The one place that says which branch deploys where. A repository overrides it with BRANCHES_FILE.
 BRANCH_ENVIRONMENTS: dict[str, str] = {"main": "production", "staging": "staging"}

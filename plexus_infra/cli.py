@@ -233,8 +233,9 @@ def _report_stats(args: argparse.Namespace, session: Any) -> None:
 def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
-    from plexus_infra.engine import make_plan, plan_files, save_plan
+    from plexus_infra.engine import make_plan
     from plexus_infra.render import print_plan
+    from plexus_infra.saved_plan import plan_files, save_plan
 
     operation = "destroy" if args.destroy else "apply"
     if args.out:
@@ -266,8 +267,9 @@ def _confirm(args: argparse.Namespace, question: str) -> None:
 
 
 def _converge(args: argparse.Namespace, operation: str) -> int:
-    from plexus_infra.engine import converge, refuse_wrong_operation, saved_plan_at
+    from plexus_infra.engine import converge
     from plexus_infra.render import print_plan
+    from plexus_infra.saved_plan import refuse_wrong_operation, saved_plan_at
 
     target = _targets(args)[0]
     saved = saved_plan_at(target)  # by content: a saved plan (whatever its name) or else a manifest

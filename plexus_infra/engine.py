@@ -6,33 +6,24 @@ all happen before the first write.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from plexus_infra import lock
 from plexus_infra.aws import Clients, Identity
-from plexus_infra.errors import ApplyError, GuardError, SavedPlanError, StalePlanError
+from plexus_infra.errors import ApplyError, GuardError
 from plexus_infra.lock import LockInfo
 from plexus_infra.manifest.model import Environment
-from plexus_infra.plan import (
-    Change,
-    Plan,
-    digest,
-    operation_article,
-    read_saved_plan,
-    saved_plan_document,
-    stale_reasons,
-)
+from plexus_infra.plan import Change, Plan, digest
 from plexus_infra.resources.base import Context, Progress, Removable, Resource
 from plexus_infra.resources.bucket import Bucket, Encryption, OwnershipControls, PublicAccessBlock, Versioning
 from plexus_infra.resources.bucket_policy import BucketPolicy
 from plexus_infra.resources.lifecycle import LifecycleConfiguration
 from plexus_infra.resources.outputs import Outputs
 from plexus_infra.resources.role import InlinePolicies, Role, RoleAttachments
+from plexus_infra.saved_plan import SavedPlan, refuse_if_stale, refuse_wrong_operation
 
 # Dependency order for apply; destroy walks it backwards.
 RESOURCE_KINDS: tuple[type[Resource], ...] = (
@@ -50,7 +41,6 @@ RESOURCE_KINDS: tuple[type[Resource], ...] = (
 )
 
 VERIFY_ATTEMPTS = 6
-SAVED_PLAN_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -182,95 +172,6 @@ def verify(session: Session, plan: Plan, *, sleep: Callable[[float], None] | Non
 
 
 # --- saved plans and the guarded apply ------------------------------------------------------------------
-
-
-def plan_files(path: str | Path) -> tuple[Path, Path]:
-    """Where `plan --out FILE` writes: the JSON to FILE, its text beside it with `.txt` in place of FILE's
-    suffix (`plan.json` → `plan.txt`, `plan` → `plan.txt`). FILE ending in `.txt` is refused, since the text
-    would overwrite the JSON.
-
-    Example: plan_files("out/plan.json") == (Path("out/plan.json"), Path("out/plan.txt"))
-    """
-    json_path = Path(path)
-    if json_path.suffix.lower() == ".txt":
-        raise SavedPlanError(
-            f"--out {path}: the plan's text rendering goes to the same name with .txt as its suffix, so the JSON "
-            f"plan cannot be a .txt file itself; use e.g. --out {json_path.with_suffix('.json')}"
-        )
-    return json_path, json_path.with_suffix(".txt")
-
-
-def save_plan(plan: Plan, path: str | Path) -> tuple[Path, Path]:
-    """Write the versioned JSON plan to `path` and its text rendering beside it (`plan_files`): what a person
-    reviews and what `apply FILE` applies are the same plan."""
-    from plexus_infra.render import plan_text
-
-    json_path, text_path = plan_files(path)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
-    text_path.write_text(plan_text(plan, verbose=True) + "\n", encoding="utf-8")
-    return json_path, text_path
-
-
-@dataclass(frozen=True)
-class SavedPlan:
-    """A saved plan read back for apply: its JSON (checked by `plan.read_saved_plan`) and where it came from.
-
-    `--adopt` is not part of a saved plan: give it again to the apply that takes foreign resources over.
-    """
-
-    data: dict[str, Any]
-    source: str
-
-    @property
-    def manifest(self) -> str:
-        return str(self.data["manifest"])
-
-    @property
-    def operation(self) -> str:
-        return str(self.data["operation"])
-
-
-def load_saved_plan(path: str | Path) -> SavedPlan:
-    """Read a plan written by `plan --out`, refusing other files, malformed ones and unreadable format versions."""
-    from plexus_infra.manifest.loader import read_text
-
-    source = str(path)
-    text = read_text(source, what="saved plan", max_bytes=SAVED_PLAN_MAX_BYTES)
-    return SavedPlan(read_saved_plan(text, source), source)
-
-
-def saved_plan_at(path: str | Path) -> SavedPlan | None:
-    """The saved plan at `path` when the file's content is one (a JSON object whose `tool` is plexus-infra,
-    whatever the file is called), else None: the file is a manifest (or missing, which the manifest loader
-    reports). A file that claims to be a saved plan but is malformed raises SavedPlanError."""
-    from plexus_infra.manifest.loader import read_text
-
-    source = str(path)
-    if not Path(source).is_file():
-        return None
-    text = read_text(source, what="manifest or saved plan", max_bytes=SAVED_PLAN_MAX_BYTES)
-    if saved_plan_document(text) is None:
-        return None
-    return SavedPlan(read_saved_plan(text, source), source)
-
-
-def refuse_wrong_operation(saved: SavedPlan, operation: str) -> None:
-    """A destroy plan is applied with `destroy FILE`, an apply plan with `apply FILE`: say which, not "stale"."""
-    if saved.operation != operation:
-        raise SavedPlanError(
-            f"{saved.source} is {operation_article(saved.operation)} plan; run plexus-infra {saved.operation} "
-            f"{saved.source}"
-        )
-
-
-def refuse_if_stale(saved: SavedPlan, fresh: Plan) -> None:
-    """Terraform's "Saved plan is stale", without a state file: compare digests of manifest and live state."""
-    reasons = stale_reasons(saved.data, fresh)
-    if reasons:
-        raise StalePlanError(
-            f"Saved plan {saved.source} is stale: {'; '.join(reasons)}. Nothing was changed; plan again."
-        )
 
 
 def _ignore(*_: Any) -> None:

@@ -11,8 +11,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from plexus_infra.errors import SavedPlanError
-
 FORMAT_VERSION = "1.0"
 
 NOOP = ("no-op",)
@@ -188,99 +186,3 @@ def summary_line(plan: Plan) -> str:
 
 
 TOOL = "plexus-infra"
-OPERATIONS = ("apply", "destroy")
-# What apply reads back from a saved plan, and the JSON type each must have (`observed` is address → digest).
-REQUIRED_FIELDS: dict[str, type] = {
-    "format_version": str,
-    "tool": str,
-    "operation": str,
-    "environment": str,
-    "manifest": str,
-    "manifest_digest": str,
-    "account": str,
-    "region": str,
-    "observed_digest": str,
-    "observed": dict,
-    "resource_changes": list,
-}
-
-
-def saved_plan_document(text: str) -> dict[str, Any] | None:
-    """The file's JSON when its content says it is a saved plan (a JSON object whose `tool` is plexus-infra),
-    else None: what a file is follows from its content, never from its name. Pure.
-
-    Example: saved_plan_document("version: 1\nenvironment: staging\n") is None
-    """
-    if not text.lstrip().startswith("{"):
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and data.get("tool") == TOOL else None
-
-
-def read_saved_plan(text: str, source: str) -> dict[str, Any]:
-    """A saved plan's JSON, checked field by field; refuses other files, formats this version cannot read
-    (major version differs) and documents missing a field or holding one of the wrong type."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SavedPlanError(f"{source}: not a saved plan (invalid JSON at line {exc.lineno})") from None
-    if not isinstance(data, dict) or data.get("tool") != TOOL:
-        raise SavedPlanError(f"{source}: not a plexus-infra saved plan")
-    version = data.get("format_version")
-    if not isinstance(version, str):
-        raise SavedPlanError(f"{source}: saved plan without a format_version string")
-    if version.split(".", 1)[0] != FORMAT_VERSION.split(".", 1)[0]:
-        raise SavedPlanError(f"{source}: plan format {version} is not readable by format {FORMAT_VERSION}")
-    problems = [_field_problem(data, name, kind) for name, kind in REQUIRED_FIELDS.items()]
-    problems = [problem for problem in problems if problem]
-    if not problems and data["operation"] not in OPERATIONS:
-        problems.append(f"operation {data['operation']!r} is neither apply nor destroy")
-    if not problems and not all(isinstance(v, str) for v in data["observed"].values()):
-        problems.append("observed must map addresses to digest strings")
-    if problems:
-        raise SavedPlanError(f"{source}: malformed saved plan: {'; '.join(problems)}; plan again")
-    return data
-
-
-def _field_problem(data: dict[str, Any], name: str, kind: type) -> str:
-    if name not in data:
-        return f"{name} is missing"
-    if not isinstance(data[name], kind):
-        return f"{name} must be {_JSON_TYPES[kind]}, not {_json_type(data[name])}"
-    return ""
-
-
-_JSON_TYPES: dict[type, str] = {str: "a string", dict: "an object", list: "an array"}
-
-
-def _json_type(value: Any) -> str:
-    for kind, name in ((bool, "a boolean"), (str, "a string"), (dict, "an object"), (list, "an array")):
-        if isinstance(value, kind):
-            return name
-    return "null" if value is None else "a number"
-
-
-def operation_article(operation: str) -> str:
-    """`an apply`, `a destroy`: the article a plan's operation takes ("it is an apply plan")."""
-    return f"{'an' if operation.startswith(tuple('aeiou')) else 'a'} {operation}"
-
-
-def stale_reasons(saved: dict[str, Any], fresh: Plan) -> list[str]:
-    """Why a saved plan no longer describes the world (empty when it still does). Pure."""
-    reasons = []
-    if saved.get("manifest_digest") != fresh.manifest_digest:
-        reasons.append(f"the manifest {fresh.manifest} changed")
-    if saved.get("account") != fresh.account:
-        reasons.append(f"it was made for account {saved.get('account')}, not {fresh.account}")
-    if saved.get("operation") != fresh.operation:
-        reasons.append(f"it is {operation_article(str(saved.get('operation')))} plan")
-    before = saved.get("observed") or {}
-    moved = sorted(a for a, d in fresh.resource_digests if before.get(a) != d)
-    if moved:
-        reasons.append(f"live state changed for {', '.join(moved)}")
-    elif saved.get("observed_digest") != fresh.observed_digest:
-        reasons.append("live state changed")
-    return reasons

@@ -10,13 +10,11 @@ from plexus_infra.plan import (
     Change,
     Plan,
     noop,
-    read_saved_plan,
-    saved_plan_document,
-    stale_reasons,
     summary_line,
 )
 from plexus_infra.render import plan_text
 from plexus_infra.resources.bucket_policy import tls_only_statement
+from plexus_infra.saved_plan import read_saved_plan, saved_plan_document, stale_reasons
 
 BUCKET = "plexus-staging-training"
 ROLE = "plexus-staging-sagemaker-training"
