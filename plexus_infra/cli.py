@@ -179,7 +179,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     from plexus_infra.render import console
     from plexus_infra.sandbox import running_sandbox
 
-    with running_sandbox(port=args.port, host=args.host) as sandbox:
+    with running_sandbox(port=args.port, host=args.host, aws_managed_policies=True) as sandbox:
         out = console()
         out.print(f"Local AWS sandbox on {sandbox.endpoint_url} (Ctrl-C stops it). To use it:", highlight=False)
         print(sandbox.exports(), flush=True)

@@ -85,10 +85,12 @@ def _is_policy(value: Any) -> bool:
 
 def _attribute_lines(name: str, before: Any, after: Any, indent: str) -> list[Line]:
     """How one attribute changes: policies as a JSON diff, mappings key by key, scalars before → after."""
-    from plexus_infra.policy import canonical_json, policy_diff_lines
+    from plexus_infra.policy import canonical_json, policies_equal, policy_diff_lines
 
     if before == after or (before in EMPTY and after in EMPTY):
         return []
+    if _is_policy(before) and _is_policy(after) and policies_equal(before, after):
+        return []  # the same policy written differently: nothing a reviewer needs to see
     if _is_policy(before) and _is_policy(after):
         diff = [line for line in policy_diff_lines(before, after)[2:] if not line.startswith("@@")]
         return [("yellow", f"{indent}~ {name}:")] + [

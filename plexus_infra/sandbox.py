@@ -87,8 +87,14 @@ def wait_for_port(host: str, port: int, timeout: float = 20.0) -> None:
 
 
 @contextmanager
-def running_sandbox(port: int = 0, host: str = "127.0.0.1") -> Iterator[Sandbox]:
-    """Run a moto server in this process (threaded) until the block ends. Port 0 picks a free one."""
+def running_sandbox(port: int = 0, host: str = "127.0.0.1", *, aws_managed_policies: bool = False) -> Iterator[Sandbox]:
+    """Run a moto server in this process (threaded) until the block ends. Port 0 picks a free one.
+
+    + aws_managed_policies: load AWS's managed IAM policies (arn:aws:iam::aws:policy/...), as a real account
+      has them; off for the tests, where loading them at every reset would cost seconds
+    """
+    if aws_managed_policies:
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:

@@ -111,6 +111,8 @@ def stale_reasons(saved: dict[str, Any], fresh: Plan) -> list[str]:
         reasons.append(f"live state changed for {', '.join(moved)}")
     elif saved.get("observed_digest") != fresh.observed_digest:
         reasons.append("live state changed")
+    elif saved.get("resource_changes") != json.loads(json.dumps(fresh.to_json()["resource_changes"])):
+        reasons.append("its resource_changes are not what this manifest and live state give (was it edited?)")
     return reasons
 
 
@@ -136,9 +138,12 @@ def save_plan(plan: Plan, path: str | Path) -> tuple[Path, Path]:
     from plexus_infra.render import plan_text
 
     json_path, text_path = plan_files(path)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
-    text_path.write_text(plan_text(plan, verbose=True) + "\n", encoding="utf-8")
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
+        text_path.write_text(plan_text(plan, verbose=True) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise SavedPlanError(f"cannot save the plan to {exc.filename or path}: {exc.strerror or exc}") from None
     return json_path, text_path
 
 
@@ -154,7 +159,14 @@ class SavedPlan:
 
     @property
     def manifest(self) -> str:
-        return str(self.data["manifest"])
+        """The manifest the plan was made from, as `plan` was given it (relative to where `plan` ran)."""
+        manifest = str(self.data["manifest"])
+        if not Path(manifest).is_file():
+            raise SavedPlanError(
+                f"{self.source} was made from {manifest}, which is not found from here "
+                f"({Path.cwd()}); apply it from the directory where the plan was made"
+            )
+        return manifest
 
     @property
     def operation(self) -> str:

@@ -47,7 +47,7 @@ def run(command: list[str], expected: tuple[int, ...], env: dict[str, str]) -> N
 
 def main() -> None:
     port = int(os.environ.get("PLEXUS_SANDBOX_PORT", "0"))
-    with running_sandbox(port=port) as sandbox:
+    with running_sandbox(port=port, aws_managed_policies=True) as sandbox:
         print(f"Started a local AWS sandbox on {sandbox.endpoint_url} (moto; no AWS account needed).")
         env = {k: v for k, v in os.environ.items() if k not in REAL_AWS_VARIABLES}
         env.update(sandbox.environment())

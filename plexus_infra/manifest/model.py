@@ -60,6 +60,7 @@ class Role:
     description: str
     max_session_duration: int = 3600
     managed_policy_arns: tuple[str, ...] = ()
+    permissions_boundary: str | None = None
     ecr_repository_arns: tuple[str, ...] = ()
 
 
@@ -155,6 +156,7 @@ def environment_from_data(data: dict[str, Any], *, source: str, digest: str) -> 
             description=role.get("description", f"SageMaker training execution role for Plexus {name}"),
             max_session_duration=role.get("max_session_duration", 3600),
             managed_policy_arns=tuple(role.get("managed_policy_arns", ())),
+            permissions_boundary=role.get("permissions_boundary"),
             ecr_repository_arns=tuple(role.get("ecr_repository_arns", ())),
         ),
         parameter_prefix=data.get("outputs", {}).get("parameter_prefix", f"/plexus/{name}").rstrip("/"),

@@ -6,6 +6,7 @@ to write the attributes that differ (`apply`) and, for destroy, how it goes away
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -88,6 +89,14 @@ def sync_tags(
     differing = tags_to_set(live, wanted)
     if differing:
         tag(tag_list(differing))
+
+
+def within_size(document: dict[str, Any], limit: int, what: str) -> dict[str, Any]:
+    """Refuse, at plan time, a policy AWS would reject for its size (counted without whitespace, as AWS does)."""
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size > limit:
+        raise GuardError(f"{what} would be {size:,} characters; AWS allows {limit:,}: declare fewer or shorter entries")
+    return document
 
 
 def live_policy(document: Any, resource: str) -> dict[str, Any]:

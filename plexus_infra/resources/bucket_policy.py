@@ -9,8 +9,10 @@ from plexus_infra.aws import Clients, call, until_consistent
 from plexus_infra.errors import ApplyError
 from plexus_infra.plan import Change, noop
 from plexus_infra.policy import canonical_json, policies_equal
-from plexus_infra.resources.base import live_policy
+from plexus_infra.resources.base import live_policy, within_size
 from plexus_infra.resources.bucket import BucketSetting
+
+BUCKET_POLICY_LIMIT = 20_480  # S3: 20 KB
 
 
 def policy_equal(live: dict[str, Any] | None, wanted: dict[str, Any] | None) -> bool:
@@ -44,7 +46,10 @@ class BucketPolicy(BucketSetting):
         spec = self.ctx.env.bucket
         statements = [tls_only_statement(self.ctx.bucket_arn)] if spec.enforce_tls else []
         statements += [dict(statement) for statement in spec.policy_statements]
-        return {"Version": "2012-10-17", "Statement": statements} if statements else None
+        if not statements:
+            return None
+        document = {"Version": "2012-10-17", "Statement": statements}
+        return within_size(document, BUCKET_POLICY_LIMIT, f"bucket {self.name}'s policy")
 
     def desired(self) -> dict[str, Any]:
         return {"policy": self.document()}

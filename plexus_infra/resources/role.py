@@ -20,10 +20,12 @@ from plexus_infra.resources.base import (
     sync_tags,
     tag_dict,
     tag_list,
+    within_size,
 )
 
 ROLE_ABSENT = ("NoSuchEntity",)
 INLINE_POLICY_NAME = "plexus-training-access"
+INLINE_POLICIES_LIMIT = 10_240  # IAM: all of a role's inline policies together
 SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 
 
@@ -118,6 +120,7 @@ class Role(Removable):
             "trust_policy": trust_policy(ctx.partition, env.region, ctx.account),
             "description": env.role.description,
             "max_session_duration": env.role.max_session_duration,
+            "permissions_boundary": env.role.permissions_boundary,
             "tags": env.resource_tags,
         }
 
@@ -130,6 +133,7 @@ class Role(Removable):
             "trust_policy": live_policy(role["AssumeRolePolicyDocument"], f"role {self.name}"),
             "description": role.get("Description", ""),
             "max_session_duration": role.get("MaxSessionDuration", 3600),
+            "permissions_boundary": (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
             "tags": tag_dict(role.get("Tags")),
         }
 
@@ -150,6 +154,7 @@ class Role(Removable):
                 Description=wanted["description"],
                 MaxSessionDuration=wanted["max_session_duration"],
                 Tags=tag_list(wanted["tags"]),
+                **({"PermissionsBoundary": wanted["permissions_boundary"]} if wanted["permissions_boundary"] else {}),
             )
             wait_for(clients.iam, "role_exists", resource, RoleName=self.name)
             if created is not None:
@@ -173,6 +178,8 @@ class Role(Removable):
                 Description=wanted["description"],
                 MaxSessionDuration=wanted["max_session_duration"],
             )
+        if "permissions_boundary" in changed:
+            self._set_boundary(clients, wanted["permissions_boundary"])
         if "tags" in changed:
             sync_tags(
                 (change.before or {}).get("tags") or {},
@@ -181,15 +188,41 @@ class Role(Removable):
                 lambda tags: call(clients.iam.tag_role, resource, error=ApplyError, RoleName=self.name, Tags=tags),
             )
 
+    def _set_boundary(self, clients: Clients, boundary: str | None) -> None:
+        resource = f"role {self.name}"
+        if boundary is None:
+            call(
+                clients.iam.delete_role_permissions_boundary,
+                resource,
+                absent=("NoSuchEntity",),  # none set: nothing to remove
+                error=ApplyError,
+                RoleName=self.name,
+            )
+        else:
+            call(
+                clients.iam.put_role_permissions_boundary,
+                resource,
+                error=ApplyError,
+                RoleName=self.name,
+                PermissionsBoundary=boundary,
+            )
+
     def destroy(self, observed: dict[str, Any] | None) -> Change:
         if observed is not None and not owned_by(observed["tags"], self.ctx.env):
             return left_alone(self.address, observed)
         return super().destroy(observed)
 
     def delete(self, clients: Clients, change: Change, progress: Any = None) -> None:
-        """A role with policies cannot be deleted (DeleteConflict): detach and delete them first."""
+        """A role with policies or in instance profiles cannot be deleted (DeleteConflict): undo those first."""
         resource = f"role {self.name}"
+        profiles = call(
+            clients.iam.list_instance_profiles_for_role, resource, absent=ROLE_ABSENT, RoleName=self.name
+        ) or {"InstanceProfiles": []}
         dependents = [
+            *(
+                (clients.iam.remove_role_from_instance_profile, {"InstanceProfileName": p["InstanceProfileName"]})
+                for p in profiles["InstanceProfiles"]
+            ),
             *(
                 (clients.iam.detach_role_policy, {"PolicyArn": arn})
                 for arn in RoleAttachments(self.ctx).attached(clients) or ()
@@ -218,6 +251,7 @@ class InlinePolicies(Resource):
         document = training_access_policy(
             ctx.partition, env.region, ctx.account, ctx.bucket_arn, env.role.ecr_repository_arns
         )
+        within_size(document, INLINE_POLICIES_LIMIT, f"role {self.name}'s inline policy")
         return {"policies": {INLINE_POLICY_NAME: document}}
 
     def names(self, clients: Clients) -> list[str] | None:
