@@ -27,9 +27,11 @@ class Clients(InfraClients):
         return self.client("logs")
 
 
-def upload_file(s3: Any, path: Path, bucket: str, key: str) -> None:
+def upload_file(s3: Any, path: Path, bucket: str, key: str, metadata: dict[str, str] | None = None) -> None:
     """Upload a local file with boto3's managed transfer (multipart above its threshold, so past PutObject's
     5 GB limit, never holding the file in memory); a failure is one ApplyError naming the object.
+
+    + metadata: S3 user metadata to store with the object (`x-amz-meta-*`; head_object returns it)
 
     boto3 wraps the ClientError in S3UploadFailedError; the ClientError stays the cause, so error codes still
     read as they do for `plexus_infra.aws.call`."""
@@ -38,7 +40,7 @@ def upload_file(s3: Any, path: Path, bucket: str, key: str) -> None:
 
     uri = f"s3://{bucket}/{key}"
     try:
-        s3.upload_file(str(path), bucket, key)
+        s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": metadata} if metadata else None)
     except S3UploadFailedError as exc:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ClientError):

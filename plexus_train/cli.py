@@ -176,6 +176,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     provisioner = Provisioner(aws.clients, aws.outputs, StatusReporter(out))
     if args.action == "endpoint":
         result = provisioner.provision(score, args.model_s3_uri)
+        out.print(f"model: {escape(result.model)}")
         for change in result.changes:
             mark = "[red]-[/]" if change.startswith("deleted") else "[green]+[/]"
             out.print(f"{mark} {escape(change)}")
@@ -211,7 +212,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     score = _score(args)
     if args.text is not None:
-        texts = [args.text]
+        texts = [predict.check_text(args.text)]
     else:
         texts = predict.texts_from_csv(Path(args.file), predict.text_column(score, model_dir(score)))
     if args.endpoint:

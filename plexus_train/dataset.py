@@ -93,10 +93,12 @@ def to_dataset(
     if bad_texts:
         raise DataError(
             f"{source}: column {text_column!r} must hold text; {len(bad_texts)} row(s) are empty, missing or "
-            f"numbers (rows {_rows(bad_texts)})"
+            f"numbers (rows {shown_rows(bad_texts)})"
         )
     if bad_labels:
-        raise DataError(f"{source}: column {label_column!r} is empty in {len(bad_labels)} row(s) ({_rows(bad_labels)})")
+        raise DataError(
+            f"{source}: column {label_column!r} is empty in {len(bad_labels)} row(s) ({shown_rows(bad_labels)})"
+        )
     counts = Counter(labels)
     if len(counts) < 2:
         raise DataError(f"{source}: column {label_column!r} has a single class ({labels[0]!r}); a classifier needs 2+")
@@ -126,6 +128,10 @@ def _column(name: Any) -> str:
     return text if text.isprintable() and text.strip() == text and text else repr(text)
 
 
-def _rows(numbers: list[int]) -> str:
+def shown_rows(numbers: list[int]) -> str:
+    """Row numbers for a one-line message: the first MAX_SHOWN_ROWS, then "…".
+
+    Example: `shown_rows([2, 3]) == "2, 3"`
+    """
     shown = ", ".join(map(str, numbers[:MAX_SHOWN_ROWS]))
     return shown + (", …" if len(numbers) > MAX_SHOWN_ROWS else "")

@@ -29,6 +29,10 @@ def input_fn(request_body: str | bytes, content_type: str = JSON) -> list[str]:
     text = body.get("text") if isinstance(body, dict) else None
     if not isinstance(text, str):
         raise ValueError('the request must be a JSON object {"text": "..."} with a string text')
+    if not text.strip():
+        raise ValueError(
+            "the text is empty or only whitespace; training refuses those, so there is nothing to classify"
+        )
     return [text]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from plexus_infra.aws import call
 from plexus_infra.errors import PlexusError
-from plexus_train.dataset import read_csv
+from plexus_train.dataset import read_csv, shown_rows
 
 
 def text_column(score: Any, model_dir: Path) -> str:
@@ -32,14 +32,35 @@ def text_column(score: Any, model_dir: Path) -> str:
     return datasources.columns(score, source)[0]
 
 
+def check_text(text: str) -> str:
+    """`text` (the `--text` value), unless it is empty or only whitespace: training refuses those, so a
+    prediction for one would mean nothing.
+
+    Example: `check_text(" ")` raises `PlexusError("--text is only whitespace; give a text to classify")`
+    """
+    if not text.strip():
+        raise PlexusError(f"--text is {_blank(text)}; give a text to classify")
+    return text
+
+
 def texts_from_csv(path: Path, column: str) -> list[str]:
-    """The `column` values of a CSV file, in order."""
+    """The `column` values of a CSV file, in order. A row whose text is empty, only whitespace or missing is an
+    error naming its row number (the file's line: 1 is the header), as training's data check does."""
     if not path.is_file():
         raise PlexusError(f"{path}: no such file")
     columns, rows = read_csv(path.read_bytes(), str(path))
     if column not in columns:
         raise PlexusError(f"{path}: no column {column!r}; the columns are: {', '.join(columns) or 'none'}")
-    return [row[column] or "" for row in rows]
+    texts = [row[column] or "" for row in rows]
+    blank = [number for number, text in enumerate(texts, start=2) if not text.strip()]
+    if blank:
+        where = f"row {blank[0]}" if len(blank) == 1 else f"{len(blank)} rows (rows {shown_rows(blank)})"
+        raise PlexusError(f"{path}: column {column!r} is empty or only whitespace in {where}; every row needs a text")
+    return texts
+
+
+def _blank(text: str) -> str:
+    return "only whitespace" if text else "empty"
 
 
 def predict_local(model_dir: Path, texts: list[str]) -> list[dict[str, Any]]:

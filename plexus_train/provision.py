@@ -64,8 +64,89 @@ class ProvisionResult:
     """
 
     endpoint_name: str
+    model: str = ""
     changes: list[str] = field(default_factory=list)
     noops: list[str] = field(default_factory=list)
+
+
+DIGEST_METADATA = "plexus-model-sha256"  # S3 user metadata: the tree_digest of the local artifacts uploaded
+UPLOAD_LOCAL, USE_BUCKET = "upload local", "use bucket"
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """+ directory: the local artifacts, models/{sc}/{s}/
+    + digest: their `packaging.tree_digest` (equal digests, equal model.tar.gz)
+    + modified: the newest file's mtime (seconds since the epoch), i.e. when training wrote them
+    """
+
+    directory: Path
+    digest: str
+    modified: float
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """+ uri: the model.tar.gz the endpoint serves
+    + version: its S3 ETag (part of the model's name, so a new object gives a new model and config)
+    + origin: where it came from and why it was chosen, one line for people
+    """
+
+    uri: str
+    version: str
+    origin: str
+
+
+def choose_model(local: LocalModel | None, stored: dict[str, Any] | None) -> tuple[str, str]:
+    """Pure: (UPLOAD_LOCAL or USE_BUCKET, why) given the local artifacts (None when there are none) and the head_object
+    answer for the bucket's models/{sc}/{s}/model.tar.gz (None when absent; never both None).
+
+    An object this tool uploaded from local artifacts carries their digest (DIGEST_METADATA): a different
+    local digest means a retrain, so the new artifacts replace it. An object without one came from a SageMaker
+    job (`plexus train --platform sagemaker` copies it there): whichever was trained last is served.
+
+    Example: `choose_model(None, {"ETag": '"e"'}) == (USE_BUCKET, "no local artifacts")`
+    """
+    # No local model: serve the bucket's, whatever made it.
+    if local is None:
+        return USE_BUCKET, "no local artifacts"
+    # Local model and nothing in the bucket yet?
+    if stored is None:
+        return UPLOAD_LOCAL, "the bucket holds no model yet"
+    uploaded = (stored.get("Metadata") or {}).get(DIGEST_METADATA)
+    # The bucket holds exactly these artifacts?
+    if uploaded == local.digest:
+        return USE_BUCKET, f"the local artifacts, uploaded earlier (sha256 {local.digest[:12]})"
+    # The bucket holds earlier local artifacts: retrained since?
+    if uploaded is not None:
+        return (
+            UPLOAD_LOCAL,
+            f"the local artifacts changed since their upload (sha256 {uploaded[:12]} → {local.digest[:12]})",
+        )
+    # The bucket holds a SageMaker job's model: trained before or after the local one?
+    if local.modified > stored["LastModified"].timestamp():
+        return (
+            UPLOAD_LOCAL,
+            f"the local artifacts are newer than the bucket's model (a SageMaker job's, {_when(stored)})",
+        )
+    return USE_BUCKET, (
+        f"a SageMaker job's model ({_when(stored)}), newer than the local artifacts in {local.directory}/, "
+        "which are not used"
+    )
+
+
+def _when(stored: dict[str, Any]) -> str:
+    return f"stored {stored['LastModified'].strftime('%Y-%m-%d %H:%M:%S %Z').strip()}"
+
+
+def local_model(directory: Path) -> LocalModel | None:
+    """The local artifacts in `directory`, or None when training has not written them (no config.json)."""
+    from plexus_train.packaging import packaged_files, tree_digest
+
+    if not (directory / "config.json").is_file():
+        return None
+    modified = max(path.stat().st_mtime for path in packaged_files(directory))
+    return LocalModel(directory, tree_digest(directory), modified)
 
 
 def endpoint_name(score: Score) -> str:
@@ -141,7 +222,8 @@ class Provisioner:
     def provision(self, score: Score, model_s3_uri: str | None = None) -> ProvisionResult:
         """Create or update the score's endpoint so it serves the model; a rerun is a no-op."""
         variant(score, "")  # refuse a local-only score before touching anything
-        model_data, version = self.model_source(score, model_s3_uri)
+        source = self.model_source(score, model_s3_uri)
+        model_data = source.uri
         training = score.training
         image = image_uri(
             training.inference_image_uri,
@@ -150,8 +232,8 @@ class Provisioner:
             self.clients.region,
             training.deployment.instance_type,
         )
-        spec = endpoint_spec(score, model_data, version, image, self.outputs.role_arn)
-        result = ProvisionResult(spec.endpoint_name)
+        spec = endpoint_spec(score, model_data, source.version, image, self.outputs.role_arn)
+        result = ProvisionResult(spec.endpoint_name, model=source.origin)
         sagemaker = self.clients.sagemaker
         # Model doesn't exist and we want it?
         if self._describe("describe_model", "ModelName", spec.model_name) is None:
@@ -216,30 +298,33 @@ class Provisioner:
         ]
         return [f"deleted {done}" for done in self._delete_all(steps)]
 
-    def model_source(self, score: Score, explicit: str | None) -> tuple[str, str]:
-        """(s3 URI, ETag) of the model to serve: the given URI, else the canonical key, else the local
-        artifacts, packaged and uploaded to the canonical key."""
+    def model_source(self, score: Score, explicit: str | None) -> ModelSource:
+        """The model to serve: the given URI, else the local artifacts or the bucket's
+        models/{sc}/{s}/model.tar.gz, as `choose_model` decides; local artifacts that are not in the bucket
+        yet are packaged and uploaded there (with their digest as metadata) first."""
         s3, bucket = self.clients.s3, self.outputs.bucket
         if explicit:
             found = self._head(explicit)
             if found is None:
                 raise PlexusError(f"--model-s3-uri {explicit}: no such object")
-            return explicit, found["ETag"]
+            return ModelSource(explicit, found["ETag"], f"{explicit} (--model-s3-uri)")
         canonical = f"s3://{bucket}/{model_key(score)}"
+        local = local_model(model_dir(score, self.models_root))
         found = self._head(canonical)
-        if found is not None:
-            return canonical, found["ETag"]
-        local = model_dir(score, self.models_root)
-        if not (local / "config.json").is_file():
+        if local is None and found is None:
             raise PlexusError(
-                f"no model for {score.path}: not at {canonical}, nor in {local}/; run `plexus train` first"
+                f"no model for {score.path}: not at {canonical}, nor in {model_dir(score, self.models_root)}/; "
+                "run `plexus train` first"
             )
+        choice, why = choose_model(local, found)
+        if choice == USE_BUCKET or local is None:  # choose_model uploads only local artifacts
+            return ModelSource(canonical, found["ETag"], f"{canonical}: {why}")
         with tempfile.TemporaryDirectory() as staging:
-            tarball = write_tarball(local, Path(staging) / "model.tar.gz")
-            self.reporter.status(f"uploading {local}/ to {canonical}")
-            upload_file(s3, tarball, bucket, model_key(score))
+            tarball = write_tarball(local.directory, Path(staging) / "model.tar.gz")
+            self.reporter.status(f"uploading {local.directory}/ to {canonical}")
+            upload_file(s3, tarball, bucket, model_key(score), metadata={DIGEST_METADATA: local.digest})
         answer = call(s3.head_object, canonical, error=ApplyError, Bucket=bucket, Key=model_key(score))
-        return canonical, answer["ETag"]
+        return ModelSource(canonical, answer["ETag"], f"{canonical}: uploaded from {local.directory}/, {why}")
 
     def status(self, score: Score) -> dict[str, Any] | None:
         """The endpoint's description plus its config's variants, or None when there is no endpoint."""

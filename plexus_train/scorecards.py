@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from plexus_infra.errors import ManifestError, PlexusError, Problem
-from plexus_infra.manifest.loader import YamlDocument, load_yaml
+from plexus_infra.manifest.loader import YamlDocument, parse_yaml, read_text
 from plexus_train.classifiers.config import TrainingConfig
 from plexus_train.schemas import check
 
@@ -103,60 +103,195 @@ class Score:
 
 
 @dataclass(frozen=True)
+class _Unreadable:
+    """A file under scorecards/ that could not be parsed (nor read): lookups pass it by unless it is the one asked
+    for, and name it when what was asked for is not found elsewhere.
+
+    + per_score: a per-score layout file, whose path names its score
+    + name, key: its top-level `name` and `key`, when they come before the first problem (`_salvage`)
+    """
+
+    path: Path
+    error: ManifestError
+    per_score: bool
+    name: str | None = None
+    key: str | None = None
+
+    def identity(self) -> tuple[str, str]:
+        """(name, key) as a lookup matches them: the file's name defaults to its stem, as a scorecard's does and
+        as the per-score layout's path names its score."""
+        name = self.name if self.name is not None else self.path.stem
+        return name, self.key or key_of(name)
+
+    def matches(self, wanted: str) -> bool:
+        """Whether this file is, by its salvaged name or key (or, in the per-score layout, by its path), what
+        `wanted` asks for."""
+        by_path = self.per_score and _matches(wanted, self.path.stem, key_of(self.path.stem))
+        return by_path or _matches(wanted, *self.identity())
+
+    def __str__(self) -> str:
+        """`scorecards/x.yaml could not be read: line 3, column 5: <message>`: its first problem."""
+        first = self.error.problems[0]
+        where = f"line {first.line}, column {first.column or 1}: " if first.line is not None else ""
+        what = f"{first.field}: " if first.field else ""
+        return f"{self.path} could not be read: {where}{what}{first.message}"
+
+
+@dataclass(frozen=True)
 class _Candidate:
-    """A scorecard found on disk: its name, key and where each of its scores lives in which document."""
+    """A scorecard found on disk: its name, key, where it is (`where`: its file, or its directory and `/` for the
+    per-score layout), where each of its scores lives in which document, and its files that could not be read."""
 
     name: str
     key: str
+    where: str
     scores: list[tuple[YamlDocument, tuple[str | int, ...]]]
+    unreadable: list[_Unreadable] = field(default_factory=list)
 
 
 def find_score(scorecard: str, score: str, root: Path = SCORECARDS_DIR) -> Score:
-    """The score named (or keyed) `score` in the scorecard named (or keyed) `scorecard`, validated."""
-    cards = _scorecards(root)
-    card = _pick([c for c in cards if _matches(scorecard, c.name, c.key)], cards, scorecard, root)
+    """The score named (or keyed) `score` in the scorecard named (or keyed) `scorecard`, validated.
+
+    Files that cannot be parsed, and files that parse but do not validate, stop a lookup only when they are
+    what was asked for: the file holding the score found, or an unparsable file whose top-level name or key
+    (when they come before its first problem), else its file name, is the one asked for; a per-score file's
+    path (`scorecards/<Scorecard>/<Score>.yaml`) always names its score. Otherwise they are passed by, and
+    named in the error when the scorecard or score is not found elsewhere.
+    """
+    cards, unreadable = _scorecards(root)
+    card = _pick(scorecard, cards, unreadable, root)
     found = [
         (doc, path)
         for doc, path in card.scores
         if isinstance(_at(doc, path), dict)
         and _matches(score, str(_at(doc, path).get("name", "")), _score_key(_at(doc, path)))
     ]
+    broken = [b for b in card.unreadable if b.matches(score)]
+    if len(found) + len(broken) > 1:
+        places = ", ".join([*(_place(doc, path) for doc, path in found), *(str(b.path) for b in broken)])
+        raise PlexusError(
+            f"scorecard {card.name!r} has {len(found) + len(broken)} scores matching {score!r}: {places}; give its key"
+        )
+    # An unparsable file that is, by its name or its path, the score asked for?
+    if broken:
+        raise broken[0].error
     if not found:
         names = sorted(str(_at(doc, path).get("name")) for doc, path in card.scores if isinstance(_at(doc, path), dict))
-        raise PlexusError(f"scorecard {card.name!r} has no score {score!r}; it has: {', '.join(names) or 'none'}")
-    if len(found) > 1:
-        raise PlexusError(f"scorecard {card.name!r} has {len(found)} scores matching {score!r}; give its key")
+        raise PlexusError(
+            f"scorecard {card.name!r} has no score {score!r}; it has: {', '.join(names) or 'none'}"
+            + _also(card.unreadable)
+        )
     doc, path = found[0]
+    if doc.problems:  # loading went on past them (duplicate keys, …) to find names; the score asked for has them
+        raise ManifestError(list(doc.problems))
     check(doc, "scorecard" if path else "score")
     return _score(card, doc, path)
 
 
-def _scorecards(root: Path) -> list[_Candidate]:
+def _scorecards(root: Path) -> tuple[list[_Candidate], list[_Unreadable]]:
+    """Every scorecard under `root`, and every file there that could not be parsed (a per-score file's is also
+    listed on its directory's scorecard)."""
     if not root.is_dir():
         raise PlexusError(f"no {root}/ directory here; run plexus from the project directory")
     cards: list[_Candidate] = []
+    unreadable: list[_Unreadable] = []
     for path in sorted(root.glob("*.y*ml")):
-        doc = load_yaml(path, what="scorecard")
+        doc = _load(path, "scorecard", per_score=False)
+        if isinstance(doc, _Unreadable):
+            unreadable.append(doc)
+            continue
         data = doc.data if isinstance(doc.data, dict) else {}
         name = str(data.get("name", path.stem))
         scores = data.get("scores") if isinstance(data.get("scores"), list) else []
         places = [(doc, ("scores", i)) for i in range(len(scores))]
-        cards.append(_Candidate(name, str(data.get("key") or key_of(name)), places))
+        cards.append(_Candidate(name, str(data.get("key") or key_of(name)), str(path), places))
     for directory in sorted(p for p in root.iterdir() if p.is_dir()):
-        docs = [load_yaml(path, what="score") for path in sorted(directory.glob("*.y*ml"))]
-        cards.append(_Candidate(directory.name, key_of(directory.name), [(doc, ()) for doc in docs]))
-    return cards
+        loaded = [_load(path, "score", per_score=True) for path in sorted(directory.glob("*.y*ml"))]
+        docs = [(doc, ()) for doc in loaded if isinstance(doc, YamlDocument)]
+        broken = [doc for doc in loaded if isinstance(doc, _Unreadable)]
+        unreadable += broken
+        cards.append(_Candidate(directory.name, key_of(directory.name), f"{directory}/", docs, broken))
+    return cards, unreadable
 
 
-def _pick(matching: list[_Candidate], cards: list[_Candidate], wanted: str, root: Path) -> _Candidate:
-    if len(matching) == 1:
+def _load(path: Path, what: str, *, per_score: bool) -> YamlDocument | _Unreadable:
+    """The document, with the problems that did not stop parsing (duplicate keys, …) kept for later, so that
+    a file's names can still be read; or why it could not be parsed, with what of its identity comes first."""
+    try:
+        text = read_text(path, what=what)
+    except ManifestError as error:
+        return _Unreadable(path, error, per_score)
+    try:
+        return parse_yaml(text, str(path), strict=False)
+    except ManifestError as error:
+        return _Unreadable(path, error, per_score, *_salvage(text))
+
+
+SALVAGE_EVENTS = 10_000  # name and key come first in a scorecard or score; never scan a huge file to its end
+
+
+def _salvage(text: str) -> tuple[str | None, str | None]:
+    """The top-level `name` and `key` scalars of a YAML text that does not parse, read from its events up to the
+    first error (or SALVAGE_EVENTS): (None, None) when they are not there before it.
+
+    Example: `_salvage("name: Demo\nscores: [1, {") == ("Demo", None)`
+    """
+    import yaml
+
+    found: dict[str, str] = {}
+    depth, at_key, key = 0, True, None
+    try:
+        for count, event in enumerate(yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))):
+            if count > SALVAGE_EVENTS or len(found) == 2:
+                break
+            if isinstance(event, yaml.CollectionStartEvent):
+                if depth == 0 and not isinstance(event, yaml.MappingStartEvent):
+                    break  # not a mapping: no name to find
+                if depth == 1:
+                    at_key, key = not at_key, None
+                depth += 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+                if depth == 0:
+                    break
+            elif isinstance(event, yaml.ScalarEvent | yaml.AliasEvent) and depth == 1:
+                value = event.value if isinstance(event, yaml.ScalarEvent) else None
+                if at_key:
+                    key = value
+                elif key in ("name", "key") and value is not None:
+                    found.setdefault(key, value)
+                at_key = not at_key
+    except yaml.YAMLError:
+        pass  # the error the loader reported: what came before it is all there is
+    return found.get("name"), found.get("key")
+
+
+def _pick(wanted: str, cards: list[_Candidate], unreadable: list[_Unreadable], root: Path) -> _Candidate:
+    matching = [c for c in cards if _matches(wanted, c.name, c.key)]
+    # Unparsable whole-scorecard files that are, by their salvaged name or key or their file name, the one asked for
+    broken = [b for b in unreadable if not b.per_score and b.matches(wanted)]
+    if len(matching) + len(broken) > 1:
+        places = ", ".join([*(c.where for c in matching), *(str(b.path) for b in broken)])
+        raise PlexusError(
+            f"{len(matching) + len(broken)} scorecards under {root}/ match {wanted!r}: {places}; rename or key one"
+        )
+    if broken:
+        raise broken[0].error
+    if matching:
         return matching[0]
-    if not matching:
-        available = ", ".join(sorted(c.name for c in cards)) or "none"
-        raise PlexusError(f"no scorecard {wanted!r} under {root}/; found: {available}")
-    raise PlexusError(
-        f"{len(matching)} scorecards under {root}/ match {wanted!r}: " + ", ".join(c.name for c in matching)
-    )
+    available = ", ".join(sorted(c.name for c in cards)) or "none"
+    raise PlexusError(f"no scorecard {wanted!r} under {root}/; found: {available}" + _also(unreadable))
+
+
+def _also(unreadable: list[_Unreadable]) -> str:
+    """` (x.yaml could not be read: ...; y.yaml ...)`: files that might have held what was not found."""
+    return f" ({'; '.join(map(str, unreadable))})" if unreadable else ""
+
+
+def _place(doc: YamlDocument, path: tuple[str | int, ...]) -> str:
+    """Where a score is: its file, and the line for a whole-scorecard file (which holds several)."""
+    line = doc.locate(path)[0] if path else None
+    return f"{doc.file}:{line}" if line is not None else doc.file
 
 
 def _matches(wanted: str, name: str, key: str) -> bool:

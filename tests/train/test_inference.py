@@ -154,3 +154,33 @@ def test_predict_file_without_a_local_model_uses_trainings_column_rule(project: 
 def test_output_fn_encodes_the_one_prediction_of_a_request() -> None:
     answer = {"value": "a", "confidence": 1.0, "probabilities": {"a": 1.0}}
     assert json.loads(inference.output_fn([answer])) == answer
+
+
+@pytest.mark.parametrize(("text", "shown"), [("", "empty"), (" \t\n", "only whitespace")])
+def test_predict_refuses_an_empty_text_as_training_does(trained: Path, monkeypatch, capsys, text, shown) -> None:
+    from plexus_train.cli import main
+
+    monkeypatch.chdir(trained)
+    assert main(["predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--text", text]) == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"error: --text is {shown}; give a text to classify\n")
+
+
+def test_predict_file_refuses_blank_rows_naming_them(trained: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    from plexus_train.cli import main
+
+    monkeypatch.chdir(trained)
+    ask = tmp_path / "ask.csv"
+    argv = ["predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--file", str(ask)]
+    ask.write_text("text\nthe courier never arrived\n   \n")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: {ask}: column 'text' is empty or only whitespace in row 3; every row needs a text\n"
+    ask.write_text('text\n""\nfine\n" "\n')
+    assert main(argv) == 1
+    assert "in 2 rows (rows 2, 4); every row needs a text" in capsys.readouterr().err
+
+
+def test_the_handlers_refuse_an_empty_text_too() -> None:
+    with pytest.raises(ValueError, match="empty or only whitespace"):
+        inference.input_fn('{"text": "  "}')

@@ -3,7 +3,12 @@ call is made through botocore's Stubber (on a second client) while every other c
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -13,7 +18,16 @@ from botocore.stub import Stubber
 from plexus_infra.errors import PlexusError
 from plexus_train.aws import Clients
 from plexus_train.outputs import Outputs
-from plexus_train.provision import Provisioner, endpoint_spec
+from plexus_train.packaging import tree_digest
+from plexus_train.provision import (
+    DIGEST_METADATA,
+    UPLOAD_LOCAL,
+    USE_BUCKET,
+    LocalModel,
+    Provisioner,
+    choose_model,
+    endpoint_spec,
+)
 from plexus_train.scorecards import find_score
 from tests.helpers import run_cli
 from tests.train.conftest import cli_env
@@ -51,6 +65,27 @@ def test_local_artifacts_are_packaged_then_a_rerun_is_a_no_op(sandbox, trained: 
     )
 
 
+@contextlib.contextmanager
+def playing_updates(chosen: Provisioner, expected: dict[str, str] | None = None) -> Iterator[Stubber]:
+    """moto lacks UpdateEndpoint: that call alone is stubbed (and checked against `expected`, when given); then
+    moto plays the update's outcome, so the endpoint serves the new config, as AWS's would once InService again."""
+    sagemaker = boto3.client("sagemaker")
+    stubbed = boto3.client("sagemaker")
+    stubber = Stubber(stubbed)
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
+    stubber.add_response("update_endpoint", {"EndpointArn": arn}, expected)
+
+    def update_endpoint(**request):
+        answer = stubbed.update_endpoint(**request)
+        sagemaker.delete_endpoint(EndpointName=ENDPOINT)
+        sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=request["EndpointConfigName"])
+        return answer
+
+    chosen.clients.sagemaker.update_endpoint = update_endpoint
+    with stubber:
+        yield stubber
+
+
 def test_a_new_model_gives_a_new_config_updates_the_endpoint_and_retires_the_old_ones(
     sandbox, trained: Path, monkeypatch
 ) -> None:
@@ -64,24 +99,8 @@ def test_a_new_model_gives_a_new_config_updates_the_endpoint_and_retires_the_old
     old_model = sagemaker.describe_endpoint_config(EndpointConfigName=old_config)["ProductionVariants"][0]["ModelName"]
     boto3.client("s3").put_object(Bucket=BUCKET, Key=CANONICAL, Body=b"a newer model archive")
 
-    real = chosen.clients.sagemaker
-    stubbed = boto3.client("sagemaker")
-    stubber = Stubber(stubbed)
     expected = {"EndpointName": ENDPOINT, "EndpointConfigName": _new_config_name(chosen, score)}
-    stubber.add_response(
-        "update_endpoint", {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"}, expected
-    )
-
-    def update_endpoint(**request):
-        """moto lacks UpdateEndpoint: this call alone is stubbed (and checked); then moto plays the update's
-        outcome, so the endpoint serves the new config, as AWS's would once InService again."""
-        answer = stubbed.update_endpoint(**request)
-        sagemaker.delete_endpoint(EndpointName=ENDPOINT)
-        sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=request["EndpointConfigName"])
-        return answer
-
-    real.update_endpoint = update_endpoint
-    with stubber:
+    with playing_updates(chosen, expected) as stubber:
         result = chosen.provision(score)
         stubber.assert_no_pending_responses()
     assert result.changes[0].startswith("created model") and result.changes[1].startswith("created endpoint config")
@@ -128,8 +147,11 @@ def test_status_and_delete_through_the_cli(sandbox, trained: Path) -> None:
     created = plexus("provision", "endpoint")
     assert created.returncode == 0, created.stderr
     assert f"endpoint {ENDPOINT}: InService (updated)" in created.stdout
+    uploaded = f"model: s3://{BUCKET}/{CANONICAL}: uploaded from models/test-scorecard-v-1-0/ticket-topic/, "
+    assert uploaded + "the bucket holds no model yet" in " ".join(created.stdout.split())
     rerun = plexus("provision", "endpoint")
     assert "InService (no changes)" in rerun.stdout and "+ created" not in rerun.stdout
+    assert "the local artifacts, uploaded earlier (sha256 " in " ".join(rerun.stdout.split())
     status = plexus("provision", "status")
     assert status.returncode == 0 and f"endpoint {ENDPOINT}: InService" in status.stdout
     deleted = plexus("provision", "delete")
@@ -207,3 +229,97 @@ def test_predict_through_an_endpoint_sends_the_json_contract() -> None:
             },
         )
         assert predict_endpoint(runtime, "e", ["refund"]) == [answer]
+
+
+def test_a_local_retrain_is_uploaded_and_served_then_a_rerun_is_a_no_op(
+    sandbox, trained: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from plexus_train import datasources
+    from plexus_train.platforms.local import LocalPlatform
+
+    work = shutil.copytree(trained, tmp_path / "work")
+    monkeypatch.chdir(work)
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    local = work / "models" / "test-scorecard-v-1-0" / "ticket-topic"
+    chosen = provisioner(work / "models")
+    first = chosen.provision(score)
+    assert first.model == f"s3://{BUCKET}/{CANONICAL}: uploaded from {local}/, the bucket holds no model yet"
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    assert s3.head_object(Bucket=BUCKET, Key=CANONICAL)["Metadata"] == {DIGEST_METADATA: tree_digest(local)}
+    old_config = sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+
+    dataset = datasources.load(datasources.resolve("tickets", work / "datasources"), "text", "topic")
+    LocalPlatform(root=work / "models").train(score.with_overrides(epochs=1, seed=7), dataset)
+    retrained = tree_digest(local)
+    with playing_updates(chosen) as stubber:
+        second = chosen.provision(score)
+        stubber.assert_no_pending_responses()
+    assert second.model.startswith(f"s3://{BUCKET}/{CANONICAL}: uploaded from {local}/, the local artifacts changed")
+    assert s3.head_object(Bucket=BUCKET, Key=CANONICAL)["Metadata"] == {DIGEST_METADATA: retrained}
+    new_config = _new_config_name(chosen, score)
+    assert [c.split(" ")[:2] for c in second.changes] == [
+        ["created", "model"],
+        ["created", "endpoint"],
+        ["updated", "endpoint"],
+        ["deleted", "endpoint"],
+        ["deleted", "model"],
+    ]
+    assert second.changes[2] == f"updated endpoint {ENDPOINT}: {old_config} → {new_config}"
+    assert sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == new_config
+
+    third = chosen.provision(score)
+    assert third.changes == []
+    assert third.model == f"s3://{BUCKET}/{CANONICAL}: the local artifacts, uploaded earlier (sha256 {retrained[:12]})"
+
+
+def test_a_sagemaker_jobs_model_is_served_unless_the_local_artifacts_are_newer(
+    sandbox, trained: Path, tmp_path: Path, monkeypatch
+) -> None:
+    work = shutil.copytree(trained, tmp_path / "work")
+    monkeypatch.chdir(work)
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    local = work / "models" / "test-scorecard-v-1-0" / "ticket-topic"
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=BUCKET, Key=CANONICAL, Body=b"a job's model archive")  # as _publish_model copies it
+    chosen = provisioner(work / "models")
+    served = chosen.provision(score)
+    assert served.model.startswith(f"s3://{BUCKET}/{CANONICAL}: a SageMaker job's model (stored ")
+    assert served.model.endswith(f"newer than the local artifacts in {local}/, which are not used")
+    assert s3.get_object(Bucket=BUCKET, Key=CANONICAL)["Body"].read() == b"a job's model archive"
+
+    later = time.time() + 3600  # retrained locally after the job
+    for path in local.rglob("*"):
+        os.utime(path, (later, later))
+    with playing_updates(chosen):
+        replaced = chosen.provision(score)
+    assert (
+        "uploaded from" in replaced.model and "the local artifacts are newer than the bucket's model" in replaced.model
+    )
+    assert s3.head_object(Bucket=BUCKET, Key=CANONICAL)["Metadata"] == {DIGEST_METADATA: tree_digest(local)}
+    assert replaced.changes[2].startswith(f"updated endpoint {ENDPOINT}")
+
+
+def test_without_local_artifacts_the_buckets_model_is_served_as_before(sandbox, trained: Path, tmp_path) -> None:
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic", trained / "scorecards")
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=CANONICAL, Body=b"a job's model archive")
+    result = provisioner(tmp_path / "no-models").provision(score)
+    assert result.model == f"s3://{BUCKET}/{CANONICAL}: no local artifacts"
+    assert result.changes[0].startswith("created model")
+
+
+def test_choose_model_uploads_changed_or_newer_local_artifacts_only() -> None:
+    local = LocalModel(Path("models/a/b"), "d" * 64, modified=2_000.0)
+    stored_at = datetime.fromtimestamp(1_000.0, UTC)
+    ours = {"ETag": '"e"', "LastModified": stored_at, "Metadata": {DIGEST_METADATA: "d" * 64}}
+    earlier = {**ours, "Metadata": {DIGEST_METADATA: "0" * 64}}
+    jobs = {"ETag": '"e"', "LastModified": stored_at, "Metadata": {}}
+    newer_job = {**jobs, "LastModified": datetime.fromtimestamp(3_000.0, UTC)}
+    assert choose_model(None, jobs) == (USE_BUCKET, "no local artifacts")
+    assert choose_model(local, None) == (UPLOAD_LOCAL, "the bucket holds no model yet")
+    assert choose_model(local, ours)[0] == USE_BUCKET
+    assert choose_model(local, earlier)[0] == UPLOAD_LOCAL
+    assert choose_model(local, jobs)[0] == UPLOAD_LOCAL
+    assert choose_model(local, newer_job)[0] == USE_BUCKET

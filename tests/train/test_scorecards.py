@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,87 @@ def test_a_pytorch_image_too_old_for_the_packaged_code_is_refused_at_load(projec
     )
     with pytest.raises(ManifestError, match=r"old.yaml:6:26: scores\[0\].training.framework_version: PyTorch 2.5"):
         find_score("Old", "A")
+
+
+BROKEN = "name: Broken\nclass: [BERTClassifier\n"  # an unclosed flow sequence: the file does not parse
+
+
+def test_an_unparsable_file_blocks_no_other_lookup(project: Path) -> None:
+    (project / "scorecards" / "Bad Card").mkdir()
+    (project / "scorecards" / "Bad Card" / "Broken.yaml").write_text(BROKEN)
+    (project / "scorecards" / "junk.yaml").write_text("name: Junk\nscores: {\n")
+    (project / "scorecards" / "dup.yaml").write_text("name: Dup\nname: Dup\nscores: []\n")  # parses, invalid
+    assert find_score("Test Scorecard v 1.0", "Ticket Topic").path == "test-scorecard-v-1-0/ticket-topic"
+
+
+def test_an_unparsable_file_is_named_when_what_was_asked_for_is_not_found(project: Path) -> None:
+    (project / "scorecards" / "Bad Card").mkdir()
+    (project / "scorecards" / "Bad Card" / "Broken.yaml").write_text(BROKEN)
+    unreadable = "scorecards/Bad Card/Broken.yaml could not be read: line 3, column 1: invalid YAML: "
+    with pytest.raises(PlexusError) as caught:
+        find_score("Missing", "Ticket Topic")
+    assert str(caught.value).startswith(
+        f"no scorecard 'Missing' under scorecards/; found: Bad Card, Test Scorecard v 1.0 ({unreadable}"
+    )
+    assert len(str(caught.value).splitlines()) == 1
+    with pytest.raises(PlexusError, match=re.escape(f"has no score 'Other'; it has: none ({unreadable}")):
+        find_score("Bad Card", "Other")
+
+
+def test_the_unparsable_file_asked_for_reports_its_problems_with_file_and_line(project: Path) -> None:
+    (project / "scorecards" / "Bad Card").mkdir()
+    (project / "scorecards" / "Bad Card" / "Broken.yaml").write_text("class: [BERTClassifier\n")
+    with pytest.raises(ManifestError, match=r"^scorecards/Bad Card/Broken.yaml:2:1: invalid YAML"):
+        find_score("Bad Card", "broken")  # by its path: the file's name is the score's
+    # A whole-scorecard file whose name comes before its first problem is the one asked for by that name.
+    (project / "scorecards" / "cards.yaml").write_text("name: Broken Card\nscores:\n  - name: A\n    class: [x\n")
+    with pytest.raises(ManifestError, match=r"^scorecards/cards.yaml:5:1: invalid YAML"):
+        find_score("Broken Card", "A")
+
+
+def test_a_duplicate_key_elsewhere_blocks_nothing_but_is_reported_for_its_own_score(project: Path) -> None:
+    (project / "scorecards" / "dup.yaml").write_text(
+        "name: Dup\nscores:\n  - name: A\n    class: BERTClassifier\n    seed: 1\n    seed: 2\n"
+    )
+    assert find_score("Test Scorecard v 1.0", "Ticket Topic").name == "Ticket Topic"
+    with pytest.raises(ManifestError, match=r"^scorecards/dup.yaml:6:5: scores\[0\].seed: duplicate key"):
+        find_score("Dup", "A")
+
+
+def test_duplicate_scorecard_names_name_their_files(project: Path) -> None:
+    (project / "scorecards" / "again.yaml").write_text("name: Test Scorecard v 1.0\nscores: []\n")
+    (project / "scorecards" / "Test Scorecard v 1.0").mkdir()
+    with pytest.raises(PlexusError) as caught:
+        find_score("Test Scorecard v 1.0", "Ticket Topic")
+    assert str(caught.value) == (
+        "3 scorecards under scorecards/ match 'Test Scorecard v 1.0': scorecards/again.yaml, scorecards/test.yaml, "
+        "scorecards/Test Scorecard v 1.0/; rename or key one"
+    )
+
+
+def test_duplicate_score_names_name_their_files_and_lines(project: Path) -> None:
+    folder = project / "scorecards" / "Call Quality"
+    folder.mkdir()
+    for file in ("a.yaml", "b.yaml"):
+        (folder / file).write_text("name: Greeting\nclass: BERTClassifier\n")
+    with pytest.raises(
+        PlexusError, match=re.escape("has 2 scores matching 'Greeting': scorecards/Call Quality/a.yaml")
+    ):
+        find_score("Call Quality", "Greeting")
+    (project / "scorecards" / "two.yaml").write_text(
+        "name: Two\nscores:\n  - name: A\n    class: BERTClassifier\n  - name: A\n    class: BERTClassifier\n"
+    )
+    with pytest.raises(
+        PlexusError, match=re.escape("2 scores matching 'A': scorecards/two.yaml:3, scorecards/two.yaml:5")
+    ):
+        find_score("Two", "A")
+
+
+def test_cli_names_the_unparsable_file_in_one_line(project: Path) -> None:
+    (project / "scorecards" / "Bad Card").mkdir()
+    (project / "scorecards" / "Bad Card" / "Broken.yaml").write_text(BROKEN)
+    result = run_cli("train", "--scorecard", "X", "--score", "Y", module="plexus_train", cwd=project, env=cli_env())
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no scorecard 'X' under scorecards/; found: Bad Card, Test Scorecard")
+    assert "(scorecards/Bad Card/Broken.yaml could not be read: line 3" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
