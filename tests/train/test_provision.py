@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -231,17 +232,22 @@ def test_predict_through_an_endpoint_sends_the_json_contract() -> None:
         assert predict_endpoint(runtime, "e", ["refund"]) == [answer]
 
 
+def trained_workspace(trained: Path, tmp_path: Path, monkeypatch) -> tuple[Path, Any, Path]:
+    """A copy of the trained project as the working directory, its outputs published: (root, score, model dir)."""
+    work = shutil.copytree(trained, tmp_path / "work")
+    monkeypatch.chdir(work)
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    return work, score, work / "models" / "test-scorecard-v-1-0" / "ticket-topic"
+
+
 def test_a_local_retrain_is_uploaded_and_served_then_a_rerun_is_a_no_op(
     sandbox, trained: Path, tmp_path: Path, monkeypatch
 ) -> None:
     from plexus_train import datasources
     from plexus_train.platforms.local import LocalPlatform
 
-    work = shutil.copytree(trained, tmp_path / "work")
-    monkeypatch.chdir(work)
-    publish_outputs()
-    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
-    local = work / "models" / "test-scorecard-v-1-0" / "ticket-topic"
+    work, score, local = trained_workspace(trained, tmp_path, monkeypatch)
     chosen = provisioner(work / "models")
     first = chosen.provision(score)
     assert first.model == f"s3://{BUCKET}/{CANONICAL}: uploaded from {local}/, the bucket holds no model yet"
@@ -276,11 +282,7 @@ def test_a_local_retrain_is_uploaded_and_served_then_a_rerun_is_a_no_op(
 def test_a_sagemaker_jobs_model_is_served_unless_the_local_artifacts_are_newer(
     sandbox, trained: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    work = shutil.copytree(trained, tmp_path / "work")
-    monkeypatch.chdir(work)
-    publish_outputs()
-    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
-    local = work / "models" / "test-scorecard-v-1-0" / "ticket-topic"
+    work, score, local = trained_workspace(trained, tmp_path, monkeypatch)
     s3 = boto3.client("s3")
     s3.put_object(Bucket=BUCKET, Key=CANONICAL, Body=b"a job's model archive")  # as _publish_model copies it
     chosen = provisioner(work / "models")
