@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from plexus_infra.engine import NO_HOOKS, Hooks, Outcome, converge, make_plan
-from plexus_infra.errors import ManifestError, PlexusError, Problem
+from plexus_infra.core.errors import ManifestError, PlexusError, Problem
+from plexus_infra.engine import NO_HOOKS, Hooks, Outcome, converge, make_plan, open_session
 from plexus_infra.plan import Plan
 from plexus_infra.saved_plan import load_saved_plan, save_plan
 
@@ -105,7 +105,7 @@ def branch_map(path: Path = BRANCHES_FILE) -> dict[str, str]:
         return dict(BRANCH_ENVIRONMENTS)
     import yaml
 
-    from plexus_infra.manifest.loader import read_text
+    from plexus_infra.core.yamldoc import read_text
 
     try:
         data = yaml.safe_load(read_text(path, what="branch map"))
@@ -163,20 +163,17 @@ def run(
     manifest: str,
     *,
     artifacts: Path,
+    text: Callable[[Plan], str],
     profile: str | None = None,
     lock_timeout: float = 0.0,
     show_plan: Callable[[Plan], None] | None = None,
     hooks: Hooks = NO_HOOKS,
 ) -> Result:
-    """validate → plan → save the plan as artifacts → (APPLY only) apply that saved plan, refusing a stale one."""
-    from plexus_infra.aws import Clients
-    from plexus_infra.engine import connect
-    from plexus_infra.manifest.validate import load_environment
-
-    env = load_environment(manifest)
-    session = connect(env, Clients(env.region, profile))
+    """validate → plan → save the plan as artifacts (`text` renders plan.txt) → (APPLY only) apply that saved
+    plan, refusing a stale one."""
+    session = open_session(manifest, profile)
     plan, _ = make_plan(session, "apply")
-    json_path, text_path = save_plan(plan, artifacts / PLAN_FILE)
+    json_path, text_path = save_plan(plan, artifacts / PLAN_FILE, text(plan))
     if show_plan:
         show_plan(plan)
     result = Result(target, plan, (json_path, text_path))
@@ -184,28 +181,3 @@ def run(
         return result
     outcome = converge(session, "apply", saved=load_saved_plan(json_path), lock_timeout=lock_timeout, hooks=hooks)
     return Result(target, plan, result.artifacts, outcome)
-
-
-def drift_report(plan: Plan) -> str:
-    """The drift of one environment as one block: what differs, attribute by attribute, and what to run."""
-    from plexus_infra.render import change_lines
-
-    if not plan.has_changes:
-        return f"No drift: {plan.environment} matches {plan.manifest}."
-    lines = [
-        f"Drift in {plan.environment} (account {plan.account}, {plan.region}): {len(plan.pending)} of "
-        f"{len(plan.changes)} resources differ from {plan.manifest}"
-    ]
-    lines += [text for change in plan.pending for _, text in change_lines(change)]
-    lines.append(f"To converge: plexus-infra apply {plan.manifest}")
-    return "\n".join(lines)
-
-
-def append_step_summary(path: str | Path, result: Result) -> None:
-    """Add the plan (or the drift block) to a CI job's summary page, e.g. GitHub's $GITHUB_STEP_SUMMARY."""
-    from plexus_infra.render import plan_text
-
-    text = drift_report(result.plan) if result.target.mode is Mode.DRIFT_CHECK else plan_text(result.plan)
-    heading = f"### plexus-infra ci: {result.target.environment} ({result.target.mode.value})"
-    with open(path, "a", encoding="utf-8") as summary:
-        summary.write(f"{heading}\n\n{result.target.reason}\n\n```\n{text}\n```\n")

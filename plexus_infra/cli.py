@@ -14,23 +14,25 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plexus_infra import __version__
 
 # Stable exit codes (docs/ci.md). 2 means "changes present" for plan --detailed-exitcode and
 # ci --plan-only --detailed-exitcode, and "live state drifted" for ci --drift-check.
-from plexus_infra.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ArgumentParser, run_command
+from plexus_infra.core.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ArgumentParser, run_command
+
+if TYPE_CHECKING:
+    from plexus_infra.engine import Session
 
 EXIT_DRIFT = EXIT_CHANGES
-
-ENVIRONMENTS_DIR = "environments"
 
 
 def default_manifest(env: str | None) -> str:
     """`--env NAME` → environments/NAME.yaml; no flag → $PLEXUS_ENVIRONMENT, else development."""
-    name = env or os.environ.get("PLEXUS_ENVIRONMENT") or "development"
-    return str(Path(ENVIRONMENTS_DIR) / f"{name}.yaml")
+    from plexus_infra.environments import environment_name, manifest_path
+
+    return str(manifest_path(environment_name(env)))
 
 
 def _add_target(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
@@ -159,9 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from plexus_infra.errors import ManifestError
+    from plexus_infra.core.console import console, print_problems
+    from plexus_infra.core.errors import ManifestError
     from plexus_infra.manifest.validate import load_environment
-    from plexus_infra.render import console, print_problems
 
     failed = False
     for target in _targets(args):
@@ -176,7 +178,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from plexus_infra.render import console
+    from plexus_infra.core.console import console
     from plexus_infra.sandbox import running_sandbox
 
     with running_sandbox(port=args.port, host=args.host, aws_managed_policies=True) as sandbox:
@@ -190,41 +192,14 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _session(args: argparse.Namespace, manifest: str) -> Any:
-    """Validate the manifest and set up clients side by side (no AWS call before the manifest is valid)."""
-    from plexus_infra.aws import Clients
-    from plexus_infra.engine import connect
-    from plexus_infra.errors import PlexusError
-    from plexus_infra.manifest.background import validate_in_background
+def _session(args: argparse.Namespace, manifest: str | None = None) -> Session:
+    """The command's environment, opened the one way (`engine.open_session`): validated, account checked."""
+    from plexus_infra.engine import open_session
 
-    pending = validate_in_background(manifest)
-    clients = Clients(pending.region, args.profile)
-    deferred: PlexusError | None = None
-    try:
-        clients.warm()  # only builds clients: overlaps the validation, calls nothing
-    except PlexusError as exc:  # e.g. an unknown --profile: said after the manifest's own problems
-        deferred = exc
-    env = pending.environment()
-    if deferred is not None:
-        raise deferred
-    if env.region != clients.region:
-        clients = Clients(env.region, args.profile)
-    return connect(env, clients)
+    return open_session(manifest or _targets(args)[0], args.profile)
 
 
-def _guarded(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The manifest and clients whose account passed the account guard: for commands that need no Session."""
-    from plexus_infra.aws import Clients
-    from plexus_infra.engine import guard_account
-    from plexus_infra.manifest.validate import load_environment
-
-    env = load_environment(_targets(args)[0])
-    clients = Clients(env.region, args.profile)
-    guard_account(env, clients)
-    return env, clients
-
-
-def _report_stats(args: argparse.Namespace, session: Any) -> None:
+def _report_stats(args: argparse.Namespace, session: Session) -> None:
     if getattr(args, "stats", False):
         clients = session.clients
         print(f"AWS API calls: {sum(clients.calls.values())} ({clients.writes} writes)", file=sys.stderr)
@@ -234,17 +209,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
     from plexus_infra.engine import make_plan
-    from plexus_infra.render import print_plan
+    from plexus_infra.render import print_plan, saved_plan_text
     from plexus_infra.saved_plan import plan_files, save_plan
 
     operation = "destroy" if args.destroy else "apply"
     if args.out:
         plan_files(args.out)  # refuse a bad --out before any AWS call
-    session = _session(args, _targets(args)[0])
+    session = _session(args)
     plan, _ = make_plan(session, operation)
     _report_stats(args, session)
     if args.out:
-        save_plan(plan, args.out)
+        save_plan(plan, args.out, saved_plan_text(plan))
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
@@ -255,7 +230,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _confirm(args: argparse.Namespace, question: str) -> None:
-    from plexus_infra.errors import GuardError
+    from plexus_infra.core.errors import GuardError
 
     if args.auto_approve:
         return
@@ -268,7 +243,7 @@ def _confirm(args: argparse.Namespace, question: str) -> None:
 
 def _converge(args: argparse.Namespace, operation: str) -> int:
     from plexus_infra.engine import converge
-    from plexus_infra.render import print_plan
+    from plexus_infra.render import print_outcome, print_plan, run_hooks
     from plexus_infra.saved_plan import refuse_wrong_operation, saved_plan_at
 
     target = _targets(args)[0]
@@ -277,69 +252,18 @@ def _converge(args: argparse.Namespace, operation: str) -> int:
         refuse_wrong_operation(saved, operation)
     session = _session(args, saved.manifest if saved else target)
     with contextlib.ExitStack() as stack:
-        hooks = _hooks(
-            args,
+        hooks = run_hooks(
             stack,
+            verbose=args.verbose,
+            lock_timeout=args.lock_timeout,
             show_plan=lambda plan: print_plan(plan, verbose=args.verbose),
             confirm=None if saved else lambda plan: _confirm(args, f"Do you want to {operation} {plan.environment}?"),
         )
         adopt = getattr(args, "adopt", False)
         outcome = converge(session, operation, saved=saved, adopt=adopt, lock_timeout=args.lock_timeout, hooks=hooks)
     _report_stats(args, session)
-    _report_outcome(outcome)
+    print_outcome(outcome)
     return EXIT_OK
-
-
-def _hooks(args: argparse.Namespace, stack: contextlib.ExitStack, **given: Any) -> Any:
-    """The engine's callbacks, rendered with rich. The live progress display starts at the first write,
-    after any confirmation prompt, so the two never fight over the terminal."""
-    from plexus_infra.engine import Hooks
-    from plexus_infra.render import apply_progress, console, escape, print_plan
-
-    live: list[Any] = []
-
-    def callbacks() -> Any:
-        if not live:
-            live.append(stack.enter_context(apply_progress()))
-        return live[0]
-
-    def waiting(holder: Any) -> None:
-        from plexus_infra.lock import utcnow
-
-        console().print(
-            f"[yellow]Waiting up to {args.lock_timeout:g}s for the lock held by {escape(holder.describe(utcnow()))}[/]"
-        )
-
-    def replanned(plan: Any) -> None:
-        console().print("[yellow]The live state changed while this run waited for the lock; the plan is now:[/]")
-        print_plan(plan, verbose=args.verbose)
-
-    return Hooks(
-        waiting=waiting,
-        replanned=replanned,
-        on_step=lambda change: callbacks()[0](change),
-        progress=lambda *update: callbacks()[1](*update),
-        **given,
-    )
-
-
-def _report_outcome(outcome: Any) -> None:
-    from plexus_infra.render import console
-
-    plan = outcome.plan
-    if outcome.superseded:
-        console().print(f"Nothing to do: another run converged {plan.environment} while this one waited for the lock.")
-        return
-    if not outcome.applied:
-        return
-    counts = plan.counts()
-    verb = "Destroy" if plan.operation == "destroy" else "Apply"
-    console().print(
-        f"[bold green]{verb} complete![/] {counts['add']} added, {counts['change']} changed, "
-        f"{counts['destroy']} destroyed."
-    )
-    for note in plan.notes:
-        console().print(f"[cyan]{note}[/]")
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
@@ -351,18 +275,27 @@ def _cmd_destroy(args: argparse.Namespace) -> int:
 
 
 def _cmd_force_unlock(args: argparse.Namespace) -> int:
+    from plexus_infra.core.console import console, escape
     from plexus_infra.lock import force_unlock, utcnow
-    from plexus_infra.render import console, escape
 
-    env, clients = _guarded(args)
-    broken = force_unlock(clients, env, args.lock_id, force=args.force)
+    session = _session(args)
+    env = session.env
+    broken = force_unlock(session.clients, env, args.lock_id, force=args.force)
     console().print(f"Broke {env.name}'s lock: it was held by {escape(broken.describe(utcnow()))}.")
     return EXIT_OK
 
 
 def _cmd_ci(args: argparse.Namespace) -> int:
     from plexus_infra import ci
-    from plexus_infra.render import console, escape, print_plan
+    from plexus_infra.core.console import console, escape
+    from plexus_infra.render import (
+        append_step_summary,
+        drift_report,
+        print_outcome,
+        print_plan,
+        run_hooks,
+        saved_plan_text,
+    )
 
     if args.detailed_exitcode and not args.plan_only:
         raise _UsageError(
@@ -381,18 +314,19 @@ def _cmd_ci(args: argparse.Namespace) -> int:
             target,
             default_manifest(target.environment),
             artifacts=Path(args.artifacts),
+            text=saved_plan_text,
             profile=args.profile,
             lock_timeout=args.lock_timeout,
             show_plan=show,
-            hooks=_hooks(args, stack),
+            hooks=run_hooks(stack, verbose=args.verbose, lock_timeout=args.lock_timeout),
         )
     out.print(f"Plan artifacts: {', '.join(str(path) for path in result.artifacts)}")
     if os.environ.get("GITHUB_STEP_SUMMARY"):
-        ci.append_step_summary(os.environ["GITHUB_STEP_SUMMARY"], result)
+        append_step_summary(os.environ["GITHUB_STEP_SUMMARY"], result)
     if result.outcome is not None:
-        _report_outcome(result.outcome)
+        print_outcome(result.outcome)
     if target.mode is ci.Mode.DRIFT_CHECK:
-        print(ci.drift_report(result.plan))
+        print(drift_report(result.plan))
         return EXIT_DRIFT if result.plan.has_changes else EXIT_OK
     if args.detailed_exitcode and result.plan.has_changes:
         return EXIT_CHANGES
@@ -402,18 +336,23 @@ def _cmd_ci(args: argparse.Namespace) -> int:
 def _cmd_outputs(args: argparse.Namespace) -> int:
     import json
 
+    from plexus_infra.environments import read_outputs
     from plexus_infra.render import print_outputs
-    from plexus_infra.resources.outputs import read_outputs
 
-    env, clients = _guarded(args)
-    rows = read_outputs(clients, env)
+    session = _session(args)
+    env = session.env
+    values = read_outputs(session.clients.ssm, env.outputs, env.name)
+    rows = [
+        {"key": o.key, "export_name": o.export_name, "parameter": o.parameter_name, "value": values[o.key]}
+        for o in env.outputs
+    ]
     if args.json:
         print(json.dumps({"environment": env.name, "outputs": rows}, indent=2))
     else:
         print_outputs(rows)
     missing = [row["parameter"] for row in rows if row["value"] is None]
     if missing:
-        from plexus_infra.errors import PlexusError
+        from plexus_infra.core.errors import PlexusError
 
         raise PlexusError(f"not published yet: {', '.join(missing)}; run plexus-infra apply {env.source}")
     return EXIT_OK

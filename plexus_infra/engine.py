@@ -12,32 +12,38 @@ from dataclasses import dataclass
 from typing import Any
 
 from plexus_infra import lock
-from plexus_infra.aws import Clients, Identity
-from plexus_infra.errors import ApplyError, GuardError
+from plexus_infra.core.aws import Clients, Identity, call, until_consistent, wait_for
+from plexus_infra.core.errors import ApplyError, GuardError, PlexusError
 from plexus_infra.lock import LockInfo
 from plexus_infra.manifest.model import Environment
-from plexus_infra.plan import Change, Plan, digest
-from plexus_infra.resources.base import Context, Progress, Removable, Resource
-from plexus_infra.resources.bucket import Bucket, Encryption, OwnershipControls, PublicAccessBlock, Versioning
-from plexus_infra.resources.bucket_policy import BucketPolicy
-from plexus_infra.resources.lifecycle import LifecycleConfiguration
-from plexus_infra.resources.outputs import Outputs
-from plexus_infra.resources.role import InlinePolicies, Role, RoleAttachments
+from plexus_infra.plan import Call, Change, Plan, digest
+from plexus_infra.resources.base import Context, Progress, Resource
+from plexus_infra.resources.bucket import (
+    S3Bucket,
+    S3BucketEncryption,
+    S3BucketOwnershipControls,
+    S3BucketPublicAccessBlock,
+    S3BucketVersioning,
+)
+from plexus_infra.resources.bucket_policy import S3BucketPolicy
+from plexus_infra.resources.lifecycle import S3BucketLifecycle
+from plexus_infra.resources.outputs import SsmOutputs
+from plexus_infra.resources.role import IamRole, IamRoleInlinePolicies, IamRolePolicyAttachments
 from plexus_infra.saved_plan import SavedPlan, refuse_if_stale, refuse_wrong_operation
 
 # Dependency order for apply; destroy walks it backwards.
 RESOURCE_KINDS: tuple[type[Resource], ...] = (
-    Bucket,
-    Versioning,
-    Encryption,
-    PublicAccessBlock,
-    OwnershipControls,
-    LifecycleConfiguration,
-    BucketPolicy,
-    Role,
-    InlinePolicies,
-    RoleAttachments,
-    Outputs,
+    S3Bucket,
+    S3BucketVersioning,
+    S3BucketEncryption,
+    S3BucketPublicAccessBlock,
+    S3BucketOwnershipControls,
+    S3BucketLifecycle,
+    S3BucketPolicy,
+    IamRole,
+    IamRoleInlinePolicies,
+    IamRolePolicyAttachments,
+    SsmOutputs,
 )
 
 VERIFY_ATTEMPTS = 6
@@ -73,9 +79,29 @@ def guard_account(env: Environment, clients: Clients) -> Identity:
     return identity
 
 
-def connect(env: Environment, clients: Clients | None = None) -> Session:
+def open_session(manifest: str, profile: str | None = None) -> Session:
+    """The one way a command starts on an environment: validate the manifest (in a forked child, see
+    `manifest.background`) while its clients are built, then check the account (`guard_account`). No AWS call
+    is made before the manifest is valid; a bad `--profile` is said after the manifest's own problems."""
+    from plexus_infra.manifest.background import validate_in_background
+
+    pending = validate_in_background(manifest)
+    clients = Clients(pending.region, profile)
+    deferred: PlexusError | None = None
+    try:
+        clients.warm()  # only builds clients: overlaps the validation, calls nothing
+    except PlexusError as exc:
+        deferred = exc
+    env = pending.environment()
+    if deferred is not None:
+        raise deferred
+    if env.region != clients.region:
+        clients = Clients(env.region, profile)
+    return connect(env, clients)
+
+
+def connect(env: Environment, clients: Clients) -> Session:
     """Check the account (`guard_account`), then set up the environment's resources."""
-    clients = clients or Clients(env.region)
     clients.warm()
     identity = guard_account(env, clients)
     ctx = Context(env, identity)
@@ -93,11 +119,11 @@ def make_plan(session: Session, operation: str = "apply") -> tuple[Plan, dict[st
     """Read live state and compute the changes for `apply` or `destroy`; nothing is written."""
     observed = observe_all(session)
     if operation == "destroy":
-        changes = [r.destroy(observed[r.address]) for r in reversed(session.resources)]
+        pairs = [(r, r.destroy(observed[r.address])) for r in reversed(session.resources)]
     else:
-        changes = [r.diff(observed[r.address]) for r in session.resources]
+        pairs = [(r, r.diff(observed[r.address])) for r in session.resources]
+    notes = [note for resource, change in pairs if (note := resource.note(change))]
     env = session.env
-    notes = [note for note in [retention_note(env, changes)] if note] if operation == "destroy" else []
     plan = Plan(
         environment=env.name,
         manifest=env.source,
@@ -105,20 +131,12 @@ def make_plan(session: Session, operation: str = "apply") -> tuple[Plan, dict[st
         account=session.identity.account,
         region=env.region,
         operation=operation,
-        changes=tuple(changes),
+        changes=tuple(change for _, change in pairs),
         observed_digest=digest(observed),
         resource_digests=tuple((address, digest(state)) for address, state in observed.items()),
         notes=tuple(notes),
     )
     return plan, observed
-
-
-def retention_note(env: Environment, changes: list[Change]) -> str:
-    """Say plainly when destroy keeps the bucket, whichever guard (manifest or bucket tag) keeps it."""
-    bucket = next(c for c in changes if c.kind == Bucket.kind)
-    if bucket.is_noop and bucket.before is not None:
-        return f"bucket {env.bucket.name} and every object in it stay ({bucket.reason})"
-    return ""
 
 
 def check_adoption(plan: Plan, adopt: bool) -> None:
@@ -140,20 +158,92 @@ def execute(
     session: Session,
     plan: Plan,
     *,
+    adopt: bool = False,
     on_step: Step | None = None,
     progress: Progress | None = None,
 ) -> None:
-    """Apply the plan's pending changes in order, then re-read until the live state matches."""
+    """Send each pending change's planned calls in order, then re-read until the live state matches."""
     resources = session.by_address()
     for change in plan.pending:
         if on_step:
             on_step(change)
-        resource = resources[change.address]
-        if "delete" in change.actions and isinstance(resource, Removable):
-            resource.delete(session.clients, change, progress)
-        else:
-            resource.apply(session.clients, change)
+        run_change(session.clients, resources[change.address], change, adopt=adopt, progress=progress)
     verify(session, plan)
+
+
+def run_change(
+    clients: Clients, resource: Resource, change: Change, *, adopt: bool = False, progress: Progress | None = None
+) -> None:
+    """Send exactly the change's calls. A call that finds its target made meanwhile (`Call.conflict`) ends
+    them: the resource is read and planned again, and that plan runs instead (once; a foreign find needs
+    --adopt, as at plan time)."""
+    if _send_all(clients, resource, change.calls, progress):
+        return
+    fresh = resource.diff(resource.observe(clients))
+    if fresh.foreign and not adopt:
+        raise GuardError(
+            f"{fresh.address} was created by someone else while this run applied; it carries no plexus-infra "
+            "ownership tags, so it is left alone: rerun with --adopt to take it over"
+        )
+    if not _send_all(clients, resource, fresh.calls, progress):
+        raise ApplyError(f"{fresh.address} keeps changing under this run; run plan to see who else writes it")
+
+
+def _send_all(clients: Clients, resource: Resource, calls: tuple[Call, ...], progress: Progress | None) -> bool:
+    """Send `calls` in order (expanding repeated ones); False when one met a conflict and the rest were not sent."""
+    for planned in calls:
+        requests = resource.expand(clients, planned) if planned.each else iter((planned,))
+        done = 0
+        for request in requests:
+            answer = send(clients, request)
+            if answer is CONFLICT:
+                return False
+            resource.check_answer(request, answer)
+            if planned.each and progress:
+                done += _items(request)
+                progress(f"{request.label} {request.resource}", done, None)
+    return True
+
+
+def _items(request: Call) -> int:
+    """How many things one request acts on (a DeleteObjects batch: its objects), for progress."""
+    return len(request.params.get("Delete", {}).get("Objects", ())) or 1
+
+
+CONFLICT = object()  # what `send` answers when AWS says the target was made meanwhile (Call.conflict)
+
+
+def send(clients: Clients, request: Call) -> Any:
+    """One planned call, as AWS takes it: retried while AWS catches up when it says so, followed by its waiter.
+    Answers AWS's response, or CONFLICT for one of the call's `conflict` codes; an error is one ApplyError line."""
+    client = clients.client(request.service)
+    method = getattr(client, xform_name(request.operation))
+
+    def attempt() -> Any:
+        return call(
+            method, request.resource, absent=(*request.absent, *request.conflict), error=ApplyError, **request.params
+        )
+
+    answer = until_consistent(attempt) if request.consistent else attempt()
+    if answer is None and request.conflict:
+        return CONFLICT
+    if request.wait:
+        wait_for(client, request.wait, request.resource, **_waiter_params(client, request))
+    return answer
+
+
+def _waiter_params(client: Any, request: Call) -> dict[str, Any]:
+    """The call's own arguments that its waiter's operation takes (bucket_exists: Bucket)."""
+    operation = client.get_waiter(request.wait).config.operation
+    members = client.meta.service_model.operation_model(operation).input_shape.members
+    return {key: value for key, value in request.params.items() if key in members}
+
+
+def xform_name(operation: str) -> str:
+    """`PutBucketTagging` → `put_bucket_tagging`: boto3's method for an API operation."""
+    from botocore import xform_name as botocore_xform_name
+
+    return botocore_xform_name(operation)
 
 
 def verify(session: Session, plan: Plan, *, sleep: Callable[[float], None] | None = None) -> None:
@@ -174,7 +264,8 @@ def verify(session: Session, plan: Plan, *, sleep: Callable[[float], None] | Non
 # --- saved plans and the guarded apply ------------------------------------------------------------------
 
 
-def _ignore(*_: Any) -> None:
+def ignore(*_: Any) -> None:
+    """A hook that does nothing."""
     return None
 
 
@@ -188,9 +279,9 @@ class Hooks:
     + confirm: asks for approval, raising GuardError to cancel; None for saved plans and --auto-approve
     """
 
-    show_plan: Callable[[Plan], None] = _ignore
-    replanned: Callable[[Plan], None] = _ignore
-    waiting: Callable[[LockInfo], None] = _ignore
+    show_plan: Callable[[Plan], None] = ignore
+    replanned: Callable[[Plan], None] = ignore
+    waiting: Callable[[LockInfo], None] = ignore
     confirm: Callable[[Plan], None] | None = None
     on_step: Step | None = None
     progress: Progress | None = None
@@ -252,5 +343,5 @@ def converge(
             check_adoption(fresh, adopt)
             if confirm is not None:
                 confirm(fresh)  # what was approved is not what would run any more
-        execute(session, fresh, on_step=hooks.on_step, progress=hooks.progress)
+        execute(session, fresh, adopt=adopt, on_step=hooks.on_step, progress=hooks.progress)
     return Outcome(fresh, applied=True)

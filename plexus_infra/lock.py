@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from plexus_infra.aws import Clients, call
-from plexus_infra.errors import ApplyError, LockError, PlexusError
+from plexus_infra.core.aws import Clients, call
+from plexus_infra.core.errors import ApplyError, LockError, PlexusError
+from plexus_infra.core.tags import tag_list
 from plexus_infra.manifest.model import Environment
-from plexus_infra.resources.base import tag_list
 
 LOCK_PREFIX = "/plexus-infra/locks"
 # A run that dies without releasing leaves its lock behind; after this long force-unlock may break it without --force.

@@ -11,13 +11,51 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-FORMAT_VERSION = "1.0"
+# 1.1: each change lists the AWS calls it plans (`calls`), additive.
+FORMAT_VERSION = "1.1"
 
 NOOP = ("no-op",)
 CREATE = ("create",)
 UPDATE = ("update",)
 DELETE = ("delete",)
 REPLACE = ("delete", "create")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One AWS request a change plans: what apply sends, exactly (pyinfra's commands, as data).
+
+    + service / operation: boto3's service name and the API operation, e.g. `s3`, `PutBucketTagging`
+    + params: the request's arguments, JSON-able (nothing this tool sends is a secret)
+    + resource: what it acts on, for messages (`bucket plexus-staging-training`)
+    + absent: error codes that mean the goal is already reached (deleting what is gone): success
+    + conflict: error codes that mean someone else made it meanwhile: apply plans that resource again
+    + consistent: retried while AWS has not caught up with an earlier write (a new bucket or role)
+    + wait: a botocore waiter run after the request, with `params`' names it needs (`bucket_exists`)
+    + each: set when the request repeats over what exists at apply time (`object version`): the resource
+      lists those then and sends one request per batch (`Resource.expand`)
+    """
+
+    service: str
+    operation: str
+    params: dict[str, Any]
+    resource: str
+    absent: tuple[str, ...] = ()
+    conflict: tuple[str, ...] = ()
+    consistent: bool = False
+    wait: str | None = None
+    each: str | None = None
+
+    @property
+    def label(self) -> str:
+        """`s3:PutBucketTagging`, as IAM and CloudTrail name the action."""
+        return f"{self.service}:{self.operation}"
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"action": self.label, "params": self.params}
+        if self.each:
+            document["for_each"] = self.each
+        return document
 
 
 @dataclass(frozen=True)
@@ -30,6 +68,7 @@ class Change:
     + changed: the attributes whose values differ semantically; apply writes only these
     + reason: why (for a no-op: why nothing needs doing)
     + foreign: the live resource exists but is not marked as this tool's; applying would adopt it
+    + calls: the AWS requests that make the change, in order; apply sends exactly these
     """
 
     address: str
@@ -39,6 +78,7 @@ class Change:
     changed: tuple[str, ...] = ()
     reason: str = ""
     foreign: bool = False
+    calls: tuple[Call, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -58,19 +98,8 @@ class Change:
             "changed_attributes": list(self.changed),
             "reason": self.reason or None,
             "foreign": self.foreign,
+            "calls": [call.to_json() for call in self.calls],
         }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Change:
-        return cls(
-            address=data["address"],
-            actions=tuple(data["actions"]),
-            before=data["before"],
-            after=data["after"],
-            changed=tuple(data.get("changed_attributes", ())),
-            reason=data.get("reason") or "",
-            foreign=bool(data.get("foreign", False)),
-        )
 
 
 def noop(address: str, state: dict[str, Any] | None, reason: str) -> Change:

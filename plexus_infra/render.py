@@ -1,54 +1,22 @@
-"""Everything a person reads: plans, outputs, problems and errors, rendered with rich."""
+"""Everything a person reads from `plexus-infra`: plans, drift, outputs, and the progress of a run, rendered
+with rich on a terminal and as plain lines elsewhere. The commands (cli.py) decide what to show; the library
+never prints (it reports through `engine.Hooks`, implemented here by `run_hooks`).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plexus_infra.core.console import console, escape
+
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from plexus_infra.errors import Problem
-
-
-def _width() -> int | None:
-    """A terminal's own width; a pipe or a CI log gets wide lines rather than folded ones."""
-    import sys
-
-    return None if sys.stdout.isatty() else 200
-
-
-@functools.cache
-def console() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True, width=_width())
-
-
-@functools.cache
-def error_console() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def print_problems(problems: list[Problem]) -> None:
-    """One line per problem on stderr, `file:line:column: field: message`."""
-    for problem in problems:
-        error_console().print(f"[red]error:[/] {escape(str(problem))}")
-
-
-def print_error(message: str) -> None:
-    error_console().print(f"[red]error:[/] {escape(message)}")
-
-
-def escape(text: Any) -> str:
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(str(text))
-
+    from plexus_infra.ci import Result
+    from plexus_infra.engine import Hooks, Outcome
+    from plexus_infra.lock import LockInfo
+    from plexus_infra.plan import Change, Plan
 
 # --- plans ----------------------------------------------------------------------------------------------
 
@@ -114,7 +82,7 @@ def _attribute_lines(name: str, before: Any, after: Any, indent: str) -> list[Li
     return [("yellow", f"{indent}~ {name}: {_value(before)} → {_value(after)}")]
 
 
-def change_lines(change: Any, *, verbose: bool = False) -> list[Line]:
+def change_lines(change: Change, *, verbose: bool = False) -> list[Line]:
     """A resource's block in the plan: its symbol and address, then what changes and why."""
     symbol, style = SYMBOLS[tuple(change.actions)]
     if change.is_noop:
@@ -131,7 +99,7 @@ def change_lines(change: Any, *, verbose: bool = False) -> list[Line]:
     return lines
 
 
-def plan_lines(plan: Any, *, verbose: bool = False) -> list[Line]:
+def plan_lines(plan: Plan, *, verbose: bool = False) -> list[Line]:
     """The whole plan as styled lines: a header, each change, the notes and Terraform's summary line."""
     from plexus_infra.plan import summary_line
 
@@ -147,12 +115,12 @@ def plan_lines(plan: Any, *, verbose: bool = False) -> list[Line]:
     return lines
 
 
-def plan_text(plan: Any, *, verbose: bool = False) -> str:
+def plan_text(plan: Plan, *, verbose: bool = False) -> str:
     """The plan as plain text (saved as a CI artifact, compared in tests)."""
     return "\n".join(text for _, text in plan_lines(plan, verbose=verbose))
 
 
-def print_plan(plan: Any, *, verbose: bool = False) -> None:
+def print_plan(plan: Plan, *, verbose: bool = False) -> None:
     """Colours on a terminal; elsewhere (CI logs, pipes) the same lines as plain text, without loading rich."""
     import sys
 
@@ -191,6 +159,92 @@ def apply_progress() -> Iterator[tuple[Callable[[Any], None], Callable[[str, int
         def progress(description: str, done: int, total: int | None) -> None:
             if description not in tasks:
                 tasks[description] = bar.add_task(description, total=total)
-            bar.update(tasks[description], completed=done, description=f"{description}: {done:,} versions removed")
+            bar.update(tasks[description], completed=done, description=f"{description}: {done:,} removed")
 
         yield on_step, progress
+
+
+def saved_plan_text(plan: Plan) -> str:
+    """The text saved beside a JSON plan (plan.txt): every resource, no-ops included."""
+    return plan_text(plan, verbose=True)
+
+
+def drift_report(plan: Plan) -> str:
+    """The drift of one environment as one block: what differs, attribute by attribute, and what to run."""
+    if not plan.has_changes:
+        return f"No drift: {plan.environment} matches {plan.manifest}."
+    lines = [
+        f"Drift in {plan.environment} (account {plan.account}, {plan.region}): {len(plan.pending)} of "
+        f"{len(plan.changes)} resources differ from {plan.manifest}"
+    ]
+    lines += [text for change in plan.pending for _, text in change_lines(change)]
+    lines.append(f"To converge: plexus-infra apply {plan.manifest}")
+    return "\n".join(lines)
+
+
+def append_step_summary(path: str | Path, result: Result) -> None:
+    """Add the plan (or the drift block) to a CI job's summary page, e.g. GitHub's $GITHUB_STEP_SUMMARY."""
+    from plexus_infra.ci import Mode
+
+    text = drift_report(result.plan) if result.target.mode is Mode.DRIFT_CHECK else plan_text(result.plan)
+    heading = f"### plexus-infra ci: {result.target.environment} ({result.target.mode.value})"
+    with open(path, "a", encoding="utf-8") as summary:
+        summary.write(f"{heading}\n\n{result.target.reason}\n\n```\n{text}\n```\n")
+
+
+def print_outcome(outcome: Outcome) -> None:
+    """The last lines of an apply or destroy: what it did, and what destroy kept."""
+    plan = outcome.plan
+    if outcome.superseded:
+        console().print(f"Nothing to do: another run converged {plan.environment} while this one waited for the lock.")
+        return
+    if not outcome.applied:
+        return
+    counts = plan.counts()
+    verb = "Destroy" if plan.operation == "destroy" else "Apply"
+    console().print(
+        f"[bold green]{verb} complete![/] {counts['add']} added, {counts['change']} changed, "
+        f"{counts['destroy']} destroyed."
+    )
+    for note in plan.notes:
+        console().print(f"[cyan]{escape(note)}[/]")
+
+
+def run_hooks(
+    stack: contextlib.ExitStack,
+    *,
+    verbose: bool,
+    lock_timeout: float,
+    show_plan: Callable[[Plan], None] | None = None,
+    confirm: Callable[[Plan], None] | None = None,
+) -> Hooks:
+    """The engine's callbacks for a person at a terminal. The live progress display starts at the first write,
+    after any confirmation prompt, so the two never fight over the terminal; `stack` closes it."""
+    from plexus_infra.engine import Hooks, ignore
+
+    live: list[Any] = []
+
+    def callbacks() -> Any:
+        if not live:
+            live.append(stack.enter_context(apply_progress()))
+        return live[0]
+
+    def waiting(holder: LockInfo) -> None:
+        from plexus_infra.lock import utcnow
+
+        console().print(
+            f"[yellow]Waiting up to {lock_timeout:g}s for the lock held by {escape(holder.describe(utcnow()))}[/]"
+        )
+
+    def replanned(plan: Plan) -> None:
+        console().print("[yellow]The live state changed while this run waited for the lock; the plan is now:[/]")
+        print_plan(plan, verbose=verbose)
+
+    return Hooks(
+        show_plan=show_plan or ignore,
+        waiting=waiting,
+        replanned=replanned,
+        confirm=confirm,
+        on_step=lambda change: callbacks()[0](change),
+        progress=lambda *update: callbacks()[1](*update),
+    )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.errors import SavedPlanError, StalePlanError
+from plexus_infra.core.errors import SavedPlanError, StalePlanError
 from plexus_infra.plan import FORMAT_VERSION, TOOL, Plan
 
 SAVED_PLAN_MAX_BYTES = 16 * 1024 * 1024
@@ -132,16 +132,14 @@ def plan_files(path: str | Path) -> tuple[Path, Path]:
     return json_path, json_path.with_suffix(".txt")
 
 
-def save_plan(plan: Plan, path: str | Path) -> tuple[Path, Path]:
-    """Write the versioned JSON plan to `path` and its text rendering beside it (`plan_files`): what a person
-    reviews and what `apply FILE` applies are the same plan."""
-    from plexus_infra.render import plan_text
-
+def save_plan(plan: Plan, path: str | Path, text: str) -> tuple[Path, Path]:
+    """Write the versioned JSON plan to `path` and `text`, its rendering for people, beside it (`plan_files`):
+    what a person reviews and what `apply FILE` applies are the same plan."""
     json_path, text_path = plan_files(path)
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
-        text_path.write_text(plan_text(plan, verbose=True) + "\n", encoding="utf-8")
+        text_path.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
         raise SavedPlanError(f"cannot save the plan to {exc.filename or path}: {exc.strerror or exc}") from None
     return json_path, text_path
@@ -175,7 +173,7 @@ class SavedPlan:
 
 def load_saved_plan(path: str | Path) -> SavedPlan:
     """Read a plan written by `plan --out`, refusing other files, malformed ones and unreadable format versions."""
-    from plexus_infra.manifest.loader import read_text
+    from plexus_infra.core.yamldoc import read_text
 
     source = str(path)
     text = read_text(source, what="saved plan", max_bytes=SAVED_PLAN_MAX_BYTES)
@@ -186,7 +184,7 @@ def saved_plan_at(path: str | Path) -> SavedPlan | None:
     """The saved plan at `path` when the file's content is one (a JSON object whose `tool` is plexus-infra,
     whatever the file is called), else None: the file is a manifest (or missing, which the manifest loader
     reports). A file that claims to be a saved plan but is malformed raises SavedPlanError."""
-    from plexus_infra.manifest.loader import read_text
+    from plexus_infra.core.yamldoc import read_text
 
     source = str(path)
     if not Path(source).is_file():

@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from plexus_infra.exits import EXIT_OK, ArgumentParser, run_command
+from plexus_infra.core.exits import EXIT_OK, ArgumentParser, run_command
 from plexus_train import __version__
 
 
@@ -82,13 +82,13 @@ def _positive(text: str) -> int:
 
 def _console() -> Any:
     """The shared rich console, printing plain text: names, labels and paths are data, never markup."""
-    from plexus_infra.render import console
+    from plexus_infra.core.console import console
 
     return console()
 
 
 def escape(text: Any) -> str:
-    from plexus_infra.render import escape as rich_escape
+    from plexus_infra.core.console import escape as rich_escape
 
     return rich_escape(text)
 
@@ -99,27 +99,27 @@ class _Aws:
 
     def __init__(self, env_name: str | None):
         self.env_name = env_name
-        self._env: Any = None
+        self._target: Any = None
         self._clients: Any = None
         self._outputs: Any = None
 
     @property
     def clients(self) -> Any:
         if self._clients is None:
-            from plexus_train.aws import Clients
-            from plexus_train.outputs import environment
+            from plexus_infra.core.aws import Clients
+            from plexus_infra.environments import resolve_target
 
-            self._env = environment(self.env_name)
-            self._clients = Clients(self._env.region)
+            self._target = resolve_target(self.env_name)
+            self._clients = Clients(self._target.region)
         return self._clients
 
     @property
     def outputs(self) -> Any:
         if self._outputs is None:
-            from plexus_train.outputs import read_outputs
+            from plexus_infra.environments import training_outputs
 
             clients = self.clients
-            self._outputs = read_outputs(self._env, clients.ssm)
+            self._outputs = training_outputs(clients.ssm, self._target)
         return self._outputs
 
 
@@ -130,7 +130,7 @@ def _score(args: argparse.Namespace) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from plexus_infra.errors import PlexusError
+    from plexus_infra.core.errors import PlexusError
     from plexus_train import datasources
 
     score = _score(args).with_overrides(platform=args.platform, epochs=args.epochs, batch_size=args.batch_size)
@@ -187,7 +187,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     elif args.action == "status":
         endpoint = provisioner.status(score)
         if endpoint is None:
-            from plexus_infra.errors import PlexusError
+            from plexus_infra.core.errors import PlexusError
 
             raise PlexusError(f"no endpoint {endpoint_name(score)}; create it with plexus provision endpoint")
         out.print(f"endpoint {endpoint['EndpointName']}: {endpoint['EndpointStatus']}")

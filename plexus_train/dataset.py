@@ -1,4 +1,4 @@
-"""Labelled texts, checked before any training starts. Container-safe: stdlib and plexus_infra.errors only.
+"""Labelled texts, checked before any training starts. Container-safe: stdlib and plexus_infra.core.errors only.
 
 Every check names the file, the column and the first offending rows, so bad data fails in a second with a
 clear message instead of minutes into a training job.
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from plexus_infra.errors import PlexusError
+from plexus_infra.core.errors import PlexusError
 
 MAX_SHOWN_ROWS = 5
 MAX_SHOWN_COLUMNS = 20

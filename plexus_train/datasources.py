@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.errors import ManifestError, PlexusError
-from plexus_infra.manifest.loader import load_yaml
+from plexus_infra.core.errors import ManifestError, PlexusError
+from plexus_infra.core.yamldoc import load_yaml
 from plexus_train.dataset import DataError, Dataset, read_csv, to_dataset
 from plexus_train.schemas import check
 
@@ -85,8 +85,8 @@ def load(source: DataSource, text_column: str, label_column: str, s3: Any = None
 
 def _read_bytes(location: str, s3: Any) -> bytes:
     if location.startswith("s3://"):
-        from plexus_infra.aws import call
-        from plexus_infra.errors import AwsError
+        from plexus_infra.core.aws import call
+        from plexus_infra.core.errors import AwsError
 
         bucket, _, key = location[len("s3://") :].partition("/")
         answer = call(s3.get_object, location, error=AwsError, Bucket=bucket, Key=key)

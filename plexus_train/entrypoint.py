@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from plexus_infra.errors import PlexusError
+from plexus_infra.core.errors import PlexusError
 from plexus_train.classifiers.config import TrainingConfig
 from plexus_train.dataset import DataError, read_csv, to_dataset
 

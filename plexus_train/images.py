@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plexus_infra.errors import PlexusError
+from plexus_infra.core.errors import PlexusError
 
 
 def python_version(framework_version: str) -> str:

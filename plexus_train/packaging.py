@@ -20,7 +20,7 @@ TRAINING_ENTRY = "train.py"
 INFERENCE_ENTRY = "inference.py"
 REQUIREMENTS = "requirements.txt"
 # plexus_infra contributes only its error types, which plexus_train raises everywhere.
-SHARED_MODULES = ("__init__.py", "errors.py")
+SHARED_MODULES = ("__init__.py", "core/__init__.py", "core/errors.py")
 
 
 def code_files(entry: str) -> dict[str, Path]:

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.aws import call
-from plexus_infra.errors import PlexusError
+from plexus_infra.core.aws import call
+from plexus_infra.core.errors import PlexusError
 from plexus_train.dataset import read_csv, shown_rows
 
 

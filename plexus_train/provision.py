@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.aws import call
-from plexus_infra.errors import ApplyError, PlexusError
-from plexus_train.aws import upload_file
+from plexus_infra.core.aws import call, upload_file
+from plexus_infra.core.errors import ApplyError, PlexusError
+from plexus_infra.environments import TrainingOutputs
 from plexus_train.images import image_uri
 from plexus_train.names import content_hash, name_stem, sagemaker_name
-from plexus_train.outputs import Outputs
 from plexus_train.packaging import write_tarball
 from plexus_train.platforms.local import MODELS_DIR, model_dir
 from plexus_train.platforms.sagemaker import model_key, split_s3_uri
@@ -208,13 +207,13 @@ def endpoint_spec(score: Score, model_data: str, model_version: str, image: str,
 
 @dataclass
 class Provisioner:
-    """+ clients: plexus_train.aws.Clients
+    """+ clients: plexus_infra.core.aws.Clients
     + outputs: the environment's bucket and role (the role also runs the model)
     + reporter: a progress.StatusReporter
     """
 
     clients: Any
-    outputs: Outputs
+    outputs: TrainingOutputs
     reporter: Any
     models_root: Path = MODELS_DIR
     sleep: Callable[[float], None] = time.sleep

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
-from plexus_infra.errors import ManifestError, Problem
-from plexus_infra.manifest.loader import Path_, YamlDocument
+from plexus_infra.core.errors import ManifestError, Problem
+from plexus_infra.core.yamldoc import Path_, YamlDocument
 from plexus_infra.manifest.validate import schema_problems
 
 

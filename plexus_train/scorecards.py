@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.errors import ManifestError, PlexusError, Problem
-from plexus_infra.manifest.loader import YamlDocument, parse_yaml, read_text
+from plexus_infra.core.errors import ManifestError, PlexusError, Problem
+from plexus_infra.core.yamldoc import YamlDocument, parse_yaml, read_text
 from plexus_train.classifiers.config import TrainingConfig
 from plexus_train.schemas import check
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from plexus_infra.errors import PlexusError
+from plexus_infra.core.errors import PlexusError
 
 
 @dataclass(frozen=True)

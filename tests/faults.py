@@ -31,7 +31,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
-from plexus_infra.aws import WRITE_PREFIXES, Clients
+from plexus_infra.core.aws import WRITE_PREFIXES, Clients
 
 # (error code, HTTP status) as AWS sends them.
 Fault = tuple[str, int]

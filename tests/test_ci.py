@@ -13,7 +13,7 @@ import yaml
 
 from plexus_infra import ci, cli
 from plexus_infra.ci import Mode, branch_name, choose_target, detect_branch
-from plexus_infra.errors import PlexusError
+from plexus_infra.core.errors import PlexusError
 from plexus_infra.sandbox import Sandbox
 from tests.helpers import ROOT
 
@@ -208,8 +208,8 @@ def test_ci_refuses_to_apply_when_the_world_moves_between_plan_and_apply(
     """The apply goes through the saved-plan path: a change after the plan was saved is caught."""
     real_save = ci.save_plan
 
-    def save_then_someone_writes(plan, path):
-        written = real_save(plan, path)
+    def save_then_someone_writes(plan, path, text):
+        written = real_save(plan, path, text)
         boto3.client("s3").create_bucket(Bucket="plexus-staging-training")
         return written
 

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-import plexus_infra.aws
+import plexus_infra.core.aws
 import plexus_infra.engine
 from plexus_infra.cli import main
 from tests.helpers import ROOT, run_cli
@@ -25,7 +25,7 @@ DEV_BUCKET = "plexus-development-training"
 DEV_ROLE = "plexus-development-sagemaker-training"
 STAGING_BUCKET = "plexus-staging-training"
 STAGING_ROLE = "plexus-staging-sagemaker-training"
-WRITE_PREFIXES = plexus_infra.aws.WRITE_PREFIXES
+WRITE_PREFIXES = plexus_infra.core.aws.WRITE_PREFIXES
 LOCK_PREFIX = "/plexus-infra/locks/"
 
 
@@ -74,7 +74,7 @@ class Recorder:
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """Swap in a Clients subclass that records each request's operation and target."""
     recorder = Recorder()
-    base = plexus_infra.aws.Clients
+    base = plexus_infra.core.aws.Clients
 
     class RecordingClients(base):  # type: ignore[misc, valid-type]
         def _new_client(self, service: str) -> Any:
@@ -87,7 +87,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
             operation = f"{model.service_model.service_name}:{model.name}"
             recorder.requests.append(Request(operation, ",".join(target) if isinstance(target, list) else target))
 
-    monkeypatch.setattr(plexus_infra.aws, "Clients", RecordingClients)
+    monkeypatch.setattr(plexus_infra.core.aws, "Clients", RecordingClients)
     monkeypatch.setattr(plexus_infra.engine, "Clients", RecordingClients, raising=False)
     return recorder
 
@@ -276,8 +276,8 @@ def test_outputs_and_force_unlock_refuse_the_wrong_account_before_reading_or_wri
 
 
 def test_adoption_refusal_names_each_foreign_resource_in_agreement_with_the_count() -> None:
+    from plexus_infra.core.errors import GuardError
     from plexus_infra.engine import check_adoption
-    from plexus_infra.errors import GuardError
     from plexus_infra.plan import Change
     from tests.test_render_plan import known_plan
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from plexus_infra.aws import Clients
 from plexus_infra.cli import main
+from plexus_infra.core.aws import Clients
 from plexus_infra.engine import connect, make_plan
 from plexus_infra.manifest.validate import load_environment
 from tests.faults import Answer, Injector, RandomFaults, StaleRead, installed, is_write

@@ -15,8 +15,8 @@ import boto3
 import pytest
 
 from plexus_infra import cli, engine, lock
-from plexus_infra.aws import Clients
-from plexus_infra.errors import LockError, PlexusError
+from plexus_infra.core.aws import Clients
+from plexus_infra.core.errors import LockError, PlexusError
 from plexus_infra.manifest.validate import load_environment
 from plexus_infra.sandbox import Sandbox
 
@@ -192,7 +192,7 @@ def test_a_killed_runs_lock_names_it_and_is_broken_by_id(sandbox: Sandbox, workd
     """A process SIGKILLed while holding the lock runs no cleanup: its lock stays until force-unlock."""
     script = (
         "import os, signal\n"
-        "from plexus_infra import lock\nfrom plexus_infra.aws import Clients\n"
+        "from plexus_infra import lock\nfrom plexus_infra.core.aws import Clients\n"
         "from plexus_infra.manifest.validate import load_environment\n"
         "env = load_environment('environments/staging.yaml')\n"
         "held = lock.acquire(Clients(env.region), env, 'apply')\n"

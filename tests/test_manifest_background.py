@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from plexus_infra.errors import ManifestError
+from plexus_infra.core.errors import ManifestError
 from plexus_infra.manifest import background
 from plexus_infra.manifest.validate import load_environment
 from tests.helpers import ROOT, run_cli
@@ -39,7 +39,7 @@ def test_a_forked_validation_reports_every_problem_as_in_place(tmp_path: Path) -
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD)
     out = in_fresh_process(
-        "from plexus_infra.errors import ManifestError\n"
+        "from plexus_infra.core.errors import ManifestError\n"
         "from plexus_infra.manifest.background import validate_in_background as v\n"
         f"p = v({str(bad)!r})\n"
         "try:\n    p.environment()\nexcept ManifestError as e:\n    print(p.forked); print(e)"

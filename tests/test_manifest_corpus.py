@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from plexus_infra.errors import ManifestError
+from plexus_infra.core.errors import ManifestError
 from plexus_infra.manifest.validate import load_environment
 from tests.helpers import ROOT, run_cli
 

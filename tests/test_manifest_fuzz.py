@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plexus_infra.errors import ManifestError
+from plexus_infra.core.errors import ManifestError
 from plexus_infra.manifest.model import Environment
 from plexus_infra.manifest.validate import load_environment
 from tests.mutations import Path_, deeply_nested, nodes, other_type, replaced

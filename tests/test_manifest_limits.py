@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from plexus_infra.errors import ManifestError
-from plexus_infra.manifest.loader import MAX_BYTES
+from plexus_infra.core.errors import ManifestError
+from plexus_infra.core.yamldoc import MAX_BYTES
 from plexus_infra.manifest.validate import load_environment
 
 SECONDS = 2.0

@@ -3,10 +3,10 @@
 Each file holds `description`, optional `manifest` (overrides deep-merged into `tests/resources/manifest.json`),
 `observed` (boto3 method → the response recorded from moto, edited per case; `{"Error": {"Code": ...}}` for an
 AWS error; `{"@by": ARG, "@answers": {value: response}}` when the answer depends on a request argument) and the
-expected result: `actions` and `changes` (the changed attributes, in order), or `noop_reason`; `foreign` when
-the live resource lacks ownership tags; or `refused`, a GuardError's words, when the diff must not happen.
-A case without `noop_reason` that yields a no-op fails, as pyinfra's
-operation tests do.
+expected result: `actions`, `changes` (the changed attributes, in order) and `calls` (the AWS requests the
+change plans, as the JSON plan shows them: `action` and `params`), or `noop_reason`; `foreign` when the live
+resource lacks ownership tags; or `refused`, a GuardError's words, when the diff must not happen. A case
+without `noop_reason` that yields a no-op fails, as pyinfra's operation tests do.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from plexus_infra.aws import Identity
+from plexus_infra.core.aws import Identity
+from plexus_infra.core.errors import GuardError
 from plexus_infra.engine import RESOURCE_KINDS
-from plexus_infra.errors import GuardError
 from plexus_infra.manifest.model import environment_from_data
 from plexus_infra.resources.base import Context, Resource
 
@@ -110,27 +110,17 @@ def test_fixture(path: Path) -> None:
     else:
         assert change.actions == tuple(case["actions"]), case["description"]
         assert list(change.changed) == case["changes"], case["description"]
-        for name in change.changed:
-            assert name in (change.after or {}), f"changed attribute {name} missing from `after`"
+        for name in change.changed:  # set or changed (in `after`), or removed (only in `before`)
+            assert name in (change.after or {}) or name in (change.before or {}), f"changed attribute {name} unknown"
+        assert [c.to_json() for c in change.calls] == case["calls"], case["description"]
     assert change.foreign == case.get("foreign", False)
     assert case == snapshot, "observe/diff must not modify their inputs"
     json.dumps(change.after), json.dumps(change.before)  # plan documents stay JSON
 
 
-def test_every_kind_has_fixtures() -> None:
+def test_every_kind_the_engine_manages_has_fixtures() -> None:
     covered = {path.parent.name for path in FIXTURES.glob("*/*.json")}
-    assert covered >= {
-        "s3_bucket_lifecycle",
-        "s3_bucket_encryption",
-        "s3_bucket_versioning",
-        "s3_bucket_public_access_block",
-        "s3_bucket_ownership_controls",
-        "s3_bucket_policy",
-        "s3_bucket",
-        "iam_role",
-        "iam_role_inline_policies",
-        "iam_role_policy_attachments",
-    }
+    assert covered == set(KINDS)
 
 
 def test_every_fixture_has_a_description_and_one_expectation() -> None:
@@ -138,3 +128,4 @@ def test_every_fixture_has_a_description_and_one_expectation() -> None:
         case = json.loads(path.read_text(encoding="utf-8"))
         assert case.get("description"), path
         assert sum(key in case for key in ("noop_reason", "changes", "refused")) == 1, path
+        assert ("calls" in case) == ("changes" in case), f"{path}: a change lists its calls, and only a change"

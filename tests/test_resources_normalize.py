@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from plexus_infra.core.tags import tag_dict, tag_list, tags_to_set
 from plexus_infra.plan import compare
-from plexus_infra.resources.base import tag_dict, tag_list, tags_to_set
 from plexus_infra.resources.bucket import kms_key_equal, kms_key_reference, versioning_equal
 from plexus_infra.resources.bucket_policy import policy_equal, tls_only_statement
 from plexus_infra.resources.lifecycle import canonical_rule, canonical_rules, rule_prefix, transition_set
@@ -72,9 +72,9 @@ def test_transitions_by_date_and_by_days_sort_without_error_and_differ() -> None
 
 
 def test_transition_default_minimum_object_size_is_not_a_rule() -> None:
-    from plexus_infra.resources.lifecycle import LifecycleConfiguration
+    from plexus_infra.resources.lifecycle import S3BucketLifecycle
 
-    normalize = LifecycleConfiguration.normalize
+    normalize = S3BucketLifecycle.normalize
     plain = {"Rules": [rule()]}
     with_size = {"Rules": [rule()], "TransitionDefaultMinimumObjectSize": "all_storage_classes_128K"}
     assert normalize(None, with_size) == normalize(None, plain)  # type: ignore[arg-type]
@@ -129,18 +129,18 @@ def test_never_versioned_differs_from_enabled() -> None:
 
 
 def test_bucket_key_absent_reads_back_as_false() -> None:
-    from plexus_infra.resources.bucket import Encryption
+    from plexus_infra.resources.bucket import S3BucketEncryption
 
     def by_default(**rule: Any) -> dict[str, Any]:
         return {"ServerSideEncryptionConfiguration": {"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]}}
 
-    absent = Encryption.normalize(None, by_default(SSEAlgorithm="AES256"))  # type: ignore[arg-type]
+    absent = S3BucketEncryption.normalize(None, by_default(SSEAlgorithm="AES256"))  # type: ignore[arg-type]
     explicit = by_default(SSEAlgorithm="AES256")
     explicit["ServerSideEncryptionConfiguration"]["Rules"][0]["BucketKeyEnabled"] = False
     enabled = copy.deepcopy(explicit)
     enabled["ServerSideEncryptionConfiguration"]["Rules"][0]["BucketKeyEnabled"] = True
-    assert absent == Encryption.normalize(None, explicit)  # type: ignore[arg-type]
-    assert absent != Encryption.normalize(None, enabled)  # type: ignore[arg-type]
+    assert absent == S3BucketEncryption.normalize(None, explicit)  # type: ignore[arg-type]
+    assert absent != S3BucketEncryption.normalize(None, enabled)  # type: ignore[arg-type]
 
 
 def test_kms_key_id_equals_its_arn() -> None:

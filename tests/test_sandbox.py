@@ -25,7 +25,7 @@ def test_sandbox_without_moto_says_what_to_install(monkeypatch) -> None:
 
     import pytest
 
-    from plexus_infra.errors import PlexusError
+    from plexus_infra.core.errors import PlexusError
     from plexus_infra.sandbox import running_sandbox
 
     monkeypatch.setitem(sys.modules, "moto.server", None)  # as if moto[server] were not installed
@@ -36,7 +36,7 @@ def test_sandbox_without_moto_says_what_to_install(monkeypatch) -> None:
 def test_sandbox_refuses_a_port_in_use(sandbox: Sandbox) -> None:
     import pytest
 
-    from plexus_infra.errors import PlexusError
+    from plexus_infra.core.errors import PlexusError
     from plexus_infra.sandbox import running_sandbox
 
     with pytest.raises(PlexusError, match="already in use"), running_sandbox(port=sandbox.port):

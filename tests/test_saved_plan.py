@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from plexus_infra import cli
-from plexus_infra.aws import Clients
+from plexus_infra.core.aws import Clients
 from plexus_infra.sandbox import Sandbox
 
 BUCKET = "plexus-staging-training"
@@ -159,7 +159,7 @@ VALID_PLAN = {
         ({**VALID_PLAN, "manifest": None}, "manifest must be a string, not null"),
         ({**VALID_PLAN, "operation": "upgrade"}, "operation 'upgrade' is neither apply nor destroy"),
         ({**VALID_PLAN, "format_version": 1}, "saved plan without a format_version string"),
-        ({**VALID_PLAN, "format_version": "2.0"}, "plan format 2.0 is not readable by format 1.0"),
+        ({**VALID_PLAN, "format_version": "2.0"}, "plan format 2.0 is not readable by format 1.1"),
     ],
 )
 def test_a_malformed_saved_plan_is_one_line_before_any_call(

@@ -11,10 +11,11 @@ from typing import Any
 import boto3
 import pytest
 
-from plexus_infra.aws import Identity
+from plexus_infra.core.aws import Identity
 from plexus_infra.manifest.validate import load_environment
 from plexus_infra.resources.base import Context
-from plexus_infra.resources.role import INLINE_POLICY_NAME, InlinePolicies, Role
+from plexus_infra.resources.bucket import bucket_arn
+from plexus_infra.resources.role import INLINE_POLICY_NAME, IamRole, IamRoleInlinePolicies, role_arn
 from plexus_infra.sandbox import Sandbox
 from tests.helpers import ROOT, run_cli
 
@@ -53,15 +54,15 @@ def context(name: str) -> Context:
 
 
 def inline_policy(ctx: Context) -> dict[str, Any]:
-    return InlinePolicies(ctx).desired()["policies"][INLINE_POLICY_NAME]
+    return IamRoleInlinePolicies(ctx).desired()["policies"][INLINE_POLICY_NAME]
 
 
 def trust_as_resource_policy(ctx: Context) -> dict[str, Any]:
     """parliament rejects statements without Resource, and a trust policy has none: its resource is implicitly
     the role itself. Naming it lets parliament check action, principal and condition keys for real."""
-    document = copy.deepcopy(Role(ctx).desired()["trust_policy"])
+    document = copy.deepcopy(IamRole(ctx).desired()["trust_policy"])
     for statement in document["Statement"]:
-        statement["Resource"] = ctx.role_arn
+        statement["Resource"] = role_arn(ctx)
     return document
 
 
@@ -71,7 +72,7 @@ def as_list(value: Any) -> list[Any]:
 
 def overreach(document: dict[str, Any], ctx: Context) -> list[str]:
     """Everything the policy grants beyond the bucket, its three prefixes, SageMaker logs/metrics and ECR pull."""
-    bucket = ctx.bucket_arn
+    bucket = bucket_arn(ctx)
     log_groups = f"arn:aws:logs:{ctx.env.region}:{ACCOUNT}:log-group:/aws/sagemaker/"
     ecr = tuple(ctx.env.role.ecr_repository_arns) or (f"arn:aws:ecr:{ctx.env.region}:*:repository/",)
     allowed_resources = {

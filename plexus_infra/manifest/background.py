@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.errors import ManifestError
+from plexus_infra import environments
+from plexus_infra.core.errors import ManifestError
 from plexus_infra.manifest.model import Environment
 
 CHILD_TIMEOUT = 30.0
-DEFAULT_REGION = "us-east-1"
+DEFAULT_REGION = environments.DEFAULT_REGION  # a manifest without `region` means this one
 _REGION_LINE = re.compile(r"^region:\s*['\"]?([a-z0-9-]+)", re.MULTILINE)
 
 

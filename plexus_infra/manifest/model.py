@@ -1,17 +1,17 @@
-"""The desired state as typed, frozen values. Defaults live here (and in schema.json's docs), so a
-manifest only states what differs from them."""
+"""The desired state as typed, frozen values. Defaults live here and only here (derived names in
+`plexus_infra.environments`), so a manifest states only what differs from them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from plexus_infra import environments
+
 MANAGED_BY_TAG = "plexus:managed-by"
 ENVIRONMENT_TAG = "plexus:environment"
 REMOVAL_POLICY_TAG = "plexus:removal-policy"
 MANAGED_BY = "plexus-infra"
-
-OUTPUT_KEYS = ("training-bucket-name", "training-bucket-arn", "sagemaker-training-role-arn")
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,6 @@ class Role:
 
 
 @dataclass(frozen=True)
-class Output:
-    """One published output: an SSM String parameter that keeps the seed's export name."""
-
-    key: str
-    parameter_name: str
-    export_name: str
-
-
-@dataclass(frozen=True)
 class Environment:
     """One environment's whole desired state, as read from its manifest.
 
@@ -85,7 +76,7 @@ class Environment:
     name: str
     source: str
     digest: str
-    region: str = "us-east-1"
+    region: str = environments.DEFAULT_REGION
     account_id: str | None = None
     removal_policy: str = "retain"
     tags: tuple[tuple[str, str], ...] = ()
@@ -104,63 +95,53 @@ class Environment:
         return {**dict(self.tags), **self.ownership_tags}
 
     @property
-    def outputs(self) -> tuple[Output, ...]:
-        return tuple(Output(key, f"{self.parameter_prefix}/{key}", f"plexus-{self.name}-{key}") for key in OUTPUT_KEYS)
+    def outputs(self) -> tuple[environments.Output, ...]:
+        return environments.outputs_for(self.name, self.parameter_prefix)
 
 
 def environment_from_data(data: dict[str, Any], *, source: str, digest: str) -> Environment:
-    """Build the model from schema-valid manifest data, filling every default."""
+    """Build the model from schema-valid manifest data. Only what the manifest states is passed on: every
+    default is the dataclasses' own, and derived names come from `plexus_infra.environments`."""
     name = data["environment"]
-    bucket = data.get("bucket", {})
-    lifecycle = bucket.get("lifecycle", {})
-    encryption = bucket.get("encryption", {})
+    bucket = dict(data.get("bucket", {}))
+    lifecycle = dict(bucket.pop("lifecycle", {}))
     role = data.get("role", {})
+    rules = tuple(
+        LifecycleRule(
+            **{k: v for k, v in rule.items() if k != "transitions"},
+            transitions=tuple(Transition(t["days"], t["storage_class"]) for t in rule.get("transitions", ())),
+        )
+        for rule in lifecycle.pop("rules", ())
+    )
     return Environment(
         name=name,
         source=source,
         digest=digest,
-        region=data.get("region", "us-east-1"),
-        account_id=data.get("account_id"),
-        removal_policy=data.get("removal_policy", "retain"),
+        **_given(data, "region", "account_id", "removal_policy"),
         tags=tuple(sorted(data.get("tags", {}).items())),
         bucket=Bucket(
-            name=bucket.get("name", f"plexus-{name}-training"),
-            versioning=bucket.get("versioning", True),
-            encryption=Encryption(
-                algorithm=encryption.get("algorithm", "SSE-S3"),
-                kms_key_id=encryption.get("kms_key_id"),
-                bucket_key=encryption.get("bucket_key", False),
-            ),
-            block_public_access=bucket.get("block_public_access", True),
-            object_ownership=bucket.get("object_ownership", "BucketOwnerEnforced"),
-            enforce_tls=bucket.get("enforce_tls", True),
-            policy_statements=tuple(bucket.get("policy_statements", ())),
-            lifecycle=Lifecycle(
-                rules=tuple(
-                    LifecycleRule(
-                        id=rule["id"],
-                        prefix=rule["prefix"],
-                        expiration_days=rule.get("expiration_days"),
-                        transitions=tuple(
-                            Transition(t["days"], t["storage_class"]) for t in rule.get("transitions", ())
-                        ),
-                    )
-                    for rule in lifecycle.get("rules", ())
-                ),
-                abort_incomplete_multipart_upload_days=lifecycle.get("abort_incomplete_multipart_upload_days", 7),
-                noncurrent_version_expiration_days=lifecycle.get("noncurrent_version_expiration_days", 30),
-            ),
+            name=bucket.pop("name", environments.default_bucket_name(name)),
+            encryption=Encryption(**bucket.pop("encryption", {})),
+            policy_statements=tuple(bucket.pop("policy_statements", ())),
+            lifecycle=Lifecycle(rules=rules, **lifecycle),
+            **bucket,
         ),
         role=Role(
-            name=role.get("name", f"plexus-{name}-sagemaker-training"),
-            description=role.get("description", f"SageMaker training execution role for Plexus {name}"),
-            max_session_duration=role.get("max_session_duration", 3600),
+            name=role.get("name", environments.default_role_name(name)),
+            description=role.get("description", environments.default_role_description(name)),
+            **_given(role, "max_session_duration", "permissions_boundary"),
             managed_policy_arns=tuple(role.get("managed_policy_arns", ())),
-            permissions_boundary=role.get("permissions_boundary"),
             ecr_repository_arns=tuple(role.get("ecr_repository_arns", ())),
         ),
-        parameter_prefix=data.get("outputs", {}).get("parameter_prefix", f"/plexus/{name}").rstrip("/"),
+        parameter_prefix=data.get("outputs", {})
+        .get("parameter_prefix", environments.default_parameter_prefix(name))
+        .rstrip("/"),
     )
+
+
+def _given(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The `keys` the manifest states, so that a dataclass default fills each one it does not."""
+    return {key: data[key] for key in keys if key in data}
 
 
 ABORT_MULTIPART_RULE_ID = "abort-incomplete-multipart-uploads"

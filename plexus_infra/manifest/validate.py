@@ -6,27 +6,18 @@ AWS, so a bad manifest never reaches plan or apply.
 
 from __future__ import annotations
 
-import datetime
-import functools
 import hashlib
 import ipaddress
-import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.errors import ManifestError, Problem
-from plexus_infra.manifest.loader import (
-    Path_,
-    YamlDocument,
-    parse_yaml,
-    printable,
-    read_text,
-    yaml_type_name,
-)
+from plexus_infra import environments
+from plexus_infra.core.errors import ManifestError, Problem
+from plexus_infra.core.schema import packaged_schema, schema_problems, shown
+from plexus_infra.core.yamldoc import Path_, YamlDocument, parse_yaml, read_text, yaml_type_name
 from plexus_infra.manifest.model import (
     ABORT_MULTIPART_RULE_ID,
     NONCURRENT_RULE_ID,
@@ -36,7 +27,6 @@ from plexus_infra.manifest.model import (
 
 MAX_LIFECYCLE_RULES = 1000
 MAX_RULE_ID_LENGTH = 255
-MAX_SHOWN_VALUE = 60
 
 # S3's waterfall: a transition may only go to a class further down this list.
 STORAGE_CLASS_ORDER = ("STANDARD_IA", "INTELLIGENT_TIERING", "ONEZONE_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
@@ -58,96 +48,9 @@ RESERVED_TAG_PREFIXES = ("aws:", "plexus:")
 ROLE_DESCRIPTION = re.compile(r"[\t\n\r\u0020-\u007E\u00A1-\u00FF]*")
 
 
-@functools.cache
 def manifest_schema() -> dict[str, Any]:
     """The packaged JSON Schema (draft 2020-12) for manifests."""
-    return json.loads(resources.files("plexus_infra.manifest").joinpath("schema.json").read_text("utf-8"))
-
-
-@functools.cache
-def _validator_class() -> Any:
-    """Draft 2020-12 as YAML users expect it: `30.0` is not an integer, and a pattern's `$` is the end of the
-    text (Python's `re` would also let `$` match before a trailing newline, unlike ECMA 262)."""
-    from jsonschema import Draft202012Validator, ValidationError, validators
-
-    def is_integer(_checker: Any, value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    def pattern(_validator: Any, regex: str, instance: Any, _schema: Any) -> Iterator[Any]:
-        if isinstance(instance, str) and not _ecma_pattern(regex).search(instance):
-            yield ValidationError(f"{instance!r} does not match {regex!r}")
-
-    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", is_integer)
-    return validators.extend(Draft202012Validator, validators={"pattern": pattern}, type_checker=checker)
-
-
-@functools.cache
-def _ecma_pattern(regex: str) -> re.Pattern[str]:
-    """Compile a schema pattern so that a final `$` means the end of the text, as in ECMA 262."""
-    return re.compile(re.sub(r"(?<!\\)\$$", r"\\Z", regex))
-
-
-def schema_problems(doc: YamlDocument, schema: dict[str, Any]) -> list[Problem]:
-    """Every JSON Schema violation in `doc`, each located and worded for a person; reusable for any schema."""
-    validator = _validator_class()(schema)
-    problems: list[Problem] = []
-    for error in sorted(validator.iter_errors(doc.data), key=lambda e: [str(p) for p in e.absolute_path]):
-        problems.extend(_explain(doc, error))
-    return problems
-
-
-def _shown(value: Any) -> str:
-    text = printable(json.dumps(value, ensure_ascii=False, default=str))
-    return text if len(text) <= MAX_SHOWN_VALUE else text[: MAX_SHOWN_VALUE - 1] + "…"
-
-
-def _type_message(expected: Any, instance: Any) -> str:
-    message = f"expected {expected}, got {yaml_type_name(instance)} {_shown(instance)}"
-    if expected == "string" and isinstance(instance, int | float | datetime.date):
-        message += "; quote it to keep it text"
-    return message
-
-
-SIZE_KEYWORDS = frozenset(
-    ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "maxProperties", "uniqueItems")
-)
-
-
-def _explain(doc: YamlDocument, error: Any) -> Iterator[Problem]:
-    """One error from jsonschema → the Problems a person should read (one per unknown or missing field)."""
-    path: Path_ = tuple(error.absolute_path)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
-        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
-        for key in error.instance:
-            if key not in allowed:
-                yield doc.problem((*path, key), f"unknown field{hint}", key=True)
-    elif error.validator == "required" and isinstance(error.instance, dict):
-        for key in error.validator_value:
-            if key not in error.instance:
-                yield doc.problem(path, "required field is missing", field=(*path, key))
-    elif "propertyNames" in error.schema_path:  # the error is about a key: locate and name the key
-        yield doc.problem((*path, error.instance), f"key {_reason(error)}", key=True)
-    else:
-        yield doc.problem(path, _reason(error))
-
-
-def _reason(error: Any) -> str:
-    """What is wrong with the value, in one line."""
-    kind, expected, instance = error.validator, error.validator_value, error.instance
-    if kind == "type":
-        return _type_message(expected, instance)
-    if kind == "enum":
-        return f"must be one of {', '.join(map(str, expected))}; got {_shown(instance)}"
-    if kind == "const":
-        return f"must be {_shown(expected)}; got {_shown(instance)}"
-    if kind == "anyOf" and expected and all("required" in option for option in expected):
-        return "needs " + " or ".join(f"'{option['required'][0]}'" for option in expected)
-    if kind == "pattern":
-        return f"{_shown(instance)} does not match {expected}"
-    message = error.message.replace(repr(instance), _shown(instance)) if kind in SIZE_KEYWORDS else error.message
-    message = " ".join(message.split())
-    return message if len(message) < 200 else message[:199] + "…"
+    return packaged_schema("plexus_infra.manifest", "schema.json")
 
 
 # --- AWS rules ------------------------------------------------------------------------------------------
@@ -207,20 +110,20 @@ def _bucket_name(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
     env = _get(data, "environment")
     if isinstance(explicit, str):
         for message in bucket_name_errors(explicit):
-            yield ("bucket", "name"), f"bucket name {_shown(explicit)} {message}"
+            yield ("bucket", "name"), f"bucket name {shown(explicit)} {message}"
     elif isinstance(env, str):
-        derived = f"plexus-{env}-training"
+        derived = environments.default_bucket_name(env)
         for message in bucket_name_errors(derived):
-            yield ("environment",), f"derived bucket name {_shown(derived)} {message}"
+            yield ("environment",), f"derived bucket name {shown(derived)} {message}"
 
 
 def _region_and_account(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
     region = _get(data, "region")
     if isinstance(region, str) and not REGION.fullmatch(region):
-        yield ("region",), f"{_shown(region)} is not an AWS region name (like us-east-1)"
+        yield ("region",), f"{shown(region)} is not an AWS region name (like us-east-1)"
     account = _get(data, "account_id")
     if isinstance(account, str) and not ACCOUNT_ID.fullmatch(account):
-        yield ("account_id",), f"{_shown(account)} is not a 12-digit AWS account id"
+        yield ("account_id",), f"{shown(account)} is not a 12-digit AWS account id"
 
 
 def _role(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
@@ -228,9 +131,9 @@ def _role(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
     env = _get(data, "environment")
     name, path = (explicit, ("role", "name")) if isinstance(explicit, str) else (None, ("environment",))
     if name is None and isinstance(env, str):
-        name = f"plexus-{env}-sagemaker-training"
+        name = environments.default_role_name(env)
     if isinstance(name, str) and not ROLE_NAME.fullmatch(name):
-        yield path, f"IAM role name {_shown(name)} must be 1 to 64 characters of letters, digits and +=,.@_-"
+        yield path, f"IAM role name {shown(name)} must be 1 to 64 characters of letters, digits and +=,.@_-"
     description = _get(data, "role", "description")
     if isinstance(description, str) and not ROLE_DESCRIPTION.fullmatch(description):
         yield ("role", "description"), "IAM role descriptions may only hold printable Latin-1 characters"
@@ -262,7 +165,7 @@ def _parameter_prefix(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
     path = ("outputs", "parameter_prefix")
     longest = prefix.rstrip("/") + "/sagemaker-training-role-arn"
     if not SSM_NAME.fullmatch(longest):
-        yield path, f"{_shown(prefix)} is not a valid SSM parameter path (start with /; letters, digits, _ . - /)"
+        yield path, f"{shown(prefix)} is not a valid SSM parameter path (start with /; letters, digits, _ . - /)"
     elif re.match(r"/?(aws|ssm)", longest, re.IGNORECASE):
         yield path, "SSM parameter names must not begin with 'aws' or 'ssm'"
     elif len(longest) > 1011 or longest.count("/") > 15:
@@ -300,7 +203,7 @@ def _rule_id_errors(rule_id: str, seen: dict[str, int]) -> Iterator[str]:
     if rule_id in (ABORT_MULTIPART_RULE_ID, NONCURRENT_RULE_ID):
         yield f"'{rule_id}' is reserved for the housekeeping rule"
     if rule_id in seen:
-        yield f"duplicate rule id {_shown(rule_id)} (also rules[{seen[rule_id]}])"
+        yield f"duplicate rule id {shown(rule_id)} (also rules[{seen[rule_id]}])"
 
 
 def _is_transition(value: Any) -> bool:

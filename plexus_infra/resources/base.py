@@ -1,21 +1,24 @@
-"""The resource interface: observe (reads only) → diff (pure) → apply (writes only).
+"""The resource interface: observe (reads only) → diff (pure, and plans the calls) → the engine sends them.
 
-A new kind of resource is one subclass: say what it wants (`desired`), how to read it (`observe`), how
-to write the attributes that differ (`apply`) and, for destroy, how it goes away (`delete`).
+A new kind of resource is one subclass: what it wants (`desired`), how to read it (`observe`), which AWS
+calls take live state to the desired one (`calls`) and, for destroy, what removes it (`destroy`). Where a
+removal depends on what exists at apply time (a bucket's object versions, a role's attached policies), the
+planned call says so (`Call.each`) and `expand` lists those things then.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from plexus_infra.aws import Clients, Identity
-from plexus_infra.errors import GuardError, ObserveError
+from plexus_infra.core.aws import Clients, Identity
+from plexus_infra.core.errors import GuardError, ObserveError
+from plexus_infra.core.tags import tag_list, tags_to_set
 from plexus_infra.manifest.model import ENVIRONMENT_TAG, MANAGED_BY, MANAGED_BY_TAG, Environment
-from plexus_infra.plan import DELETE, UPDATE, Change, compare, noop
+from plexus_infra.plan import DELETE, UPDATE, Call, Change, compare, noop
 from plexus_infra.policy import parse_policy
 
 
@@ -25,22 +28,6 @@ class Context:
 
     env: Environment
     identity: Identity
-
-    @property
-    def partition(self) -> str:
-        return self.identity.partition
-
-    @property
-    def account(self) -> str:
-        return self.identity.account
-
-    @property
-    def bucket_arn(self) -> str:
-        return f"arn:{self.partition}:s3:::{self.env.bucket.name}"
-
-    @property
-    def role_arn(self) -> str:
-        return f"arn:{self.partition}:iam::{self.account}:role/{self.env.role.name}"
 
 
 def owned_by(tags: dict[str, str] | None, env: Environment) -> bool:
@@ -76,19 +63,16 @@ def left_alone(address: str, observed: dict[str, Any]) -> Change:
     return noop(address, observed, "not managed by plexus-infra for this environment; left alone")
 
 
-def sync_tags(
+def tag_calls(
     live: dict[str, str],
     wanted: dict[str, str],
-    untag: Callable[[list[str]], object],
-    tag: Callable[[list[dict[str, str]]], object],
-) -> None:
-    """Make live tags equal `wanted` with the fewest writes: untag the stale keys, set only what differs."""
+    untag: Callable[[list[str]], Call],
+    tag: Callable[[list[dict[str, str]]], Call],
+) -> list[Call]:
+    """The fewest calls that make live tags equal `wanted`: untag the stale keys, set only what differs."""
     stale = sorted(set(live) - set(wanted))
-    if stale:
-        untag(stale)
     differing = tags_to_set(live, wanted)
-    if differing:
-        tag(tag_list(differing))
+    return [*([untag(stale)] if stale else []), *([tag(tag_list(differing))] if differing else [])]
 
 
 def within_size(document: dict[str, Any], limit: int, what: str) -> dict[str, Any]:
@@ -105,24 +89,6 @@ def live_policy(document: Any, resource: str) -> dict[str, Any]:
         return parse_policy(document)
     except ValueError as exc:
         raise ObserveError(f"{resource}: the live policy document cannot be read: {exc}") from None
-
-
-def tag_dict(tag_list: list[dict[str, str]] | None) -> dict[str, str]:
-    """AWS's `[{"Key": k, "Value": v}]` as `{k: v}`: tags compare as dicts, order never matters."""
-    return {tag["Key"]: tag["Value"] for tag in tag_list or ()}
-
-
-def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
-    """`{k: v}` as AWS's `[{"Key": k, "Value": v}]`, sorted by key so requests are deterministic."""
-    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
-
-
-def tags_to_set(live: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:
-    """The wanted tags that are missing or have another value live: all a tag-merging API needs to be sent.
-
-    Example: tags_to_set({"a": "1", "b": "2"}, {"a": "1", "b": "3"}) == {"b": "3"}
-    """
-    return {key: value for key, value in wanted.items() if live.get(key) != value}
 
 
 class Resource(ABC):
@@ -153,16 +119,33 @@ class Resource(ABC):
         """Read live state, normalized like `desired`; None when the resource does not exist."""
 
     def diff(self, observed: dict[str, Any] | None) -> Change:
-        """Pure: what it takes to go from `observed` to `desired`."""
+        """Pure: what it takes to go from `observed` to `desired`, with the calls that do it."""
+        change = self.compare(observed)
+        return change if change.is_noop else replace(change, calls=tuple(self.calls(change)))
+
+    def compare(self, observed: dict[str, Any] | None) -> Change:
+        """Pure: the attributes that differ (and whether the resource is ours), before any call is planned."""
         return compare(self.address, observed, self.desired(), self.equal, noop_reason=self.noop_reason)
 
     @abstractmethod
-    def apply(self, clients: Clients, change: Change) -> None:
-        """Write exactly what `change` lists."""
+    def calls(self, change: Change) -> Iterable[Call]:
+        """Pure: the AWS calls that take live state from `change.before` to `change.after`."""
 
     def destroy(self, observed: dict[str, Any] | None) -> Change:
         """Pure: what `destroy` does here. A setting has no life of its own: it goes (or stays) with its parent."""
         return noop(self.address, observed, "goes or stays with its parent")
+
+    def check_answer(self, request: Call, answer: Any) -> None:
+        """Refuse an answer that reports failure without an error code (S3's DeleteObjects lists its failures)."""
+        return None
+
+    def note(self, change: Change) -> str:
+        """What a person should hear about `change` beyond its lines in the plan (e.g. what destroy keeps)."""
+        return ""
+
+    def expand(self, clients: Clients, call: Call) -> Iterator[Call]:
+        """The requests a `call.each` call stands for, from what exists now (reads; the engine sends them)."""
+        raise TypeError(f"{self.address} plans no call that repeats over live state, yet got {call.label}")
 
 
 class Removable(Resource):
@@ -171,11 +154,13 @@ class Removable(Resource):
     def destroy(self, observed: dict[str, Any] | None) -> Change:
         if observed is None:
             return noop(self.address, None, "already absent")
-        return Change(self.address, DELETE, observed, None, (), "removed by destroy")
+        return Change(
+            self.address, DELETE, observed, None, (), "removed by destroy", calls=tuple(self.removal(observed))
+        )
 
     @abstractmethod
-    def delete(self, clients: Clients, change: Change) -> None:
-        """Remove the resource; absent counts as success."""
+    def removal(self, observed: dict[str, Any]) -> Iterable[Call]:
+        """Pure: the calls that delete the resource as observed; absent counts as success."""
 
 
 # Progress of a long deletion: (description, done so far, total or None when unknown).

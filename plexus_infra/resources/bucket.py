@@ -4,28 +4,40 @@ encryption, public access block and object ownership. Bucket policy and lifecycl
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any, ClassVar
 
-from plexus_infra.aws import Clients, call, until_consistent, wait_for
-from plexus_infra.errors import ApplyError, GuardError
+from plexus_infra import environments
+from plexus_infra.core.aws import Clients, call
+from plexus_infra.core.errors import ApplyError, GuardError
+from plexus_infra.core.tags import tag_dict, tag_list
 from plexus_infra.manifest.model import REMOVAL_POLICY_TAG
-from plexus_infra.plan import CREATE, DELETE, Change, noop
-from plexus_infra.resources.base import (
-    Progress,
-    Removable,
-    Resource,
-    claim,
-    left_alone,
-    owned_by,
-    tag_dict,
-    tag_list,
-)
+from plexus_infra.plan import CREATE, DELETE, Call, Change, noop
+from plexus_infra.resources.base import Context, Removable, Resource, claim, left_alone, owned_by
 
 BUCKET_ABSENT = ("404", "NoSuchBucket", "NotFound")
 DELETE_BATCH = 1000
 
 
-class Bucket(Removable):
+def bucket_arn(ctx: Context) -> str:
+    """The training bucket's ARN in the account's partition."""
+    return environments.bucket_arn(ctx.identity.partition, ctx.env.bucket.name)
+
+
+def s3_call(operation: str, bucket: str, **params: Any) -> Call:
+    """A call on the bucket `bucket`: every S3 request here names it."""
+    return Call("s3", operation, {"Bucket": bucket, **params}, f"bucket {bucket}", **_s3_call_options(operation))
+
+
+def _s3_call_options(operation: str) -> dict[str, Any]:
+    """Writes retry while a just-created bucket is not visible yet; deletes of what is gone succeed."""
+    if operation.startswith("Delete"):
+        return {"absent": BUCKET_ABSENT, "consistent": True}
+    return {"consistent": operation.startswith("Put")}
+
+
+class S3Bucket(Removable):
     """The training bucket. Its tags carry ownership and the removal guard, so the guard lives on the
     bucket itself: a manifest edit from retain to destroy only counts once an apply has moved the tag."""
 
@@ -54,39 +66,27 @@ class Bucket(Removable):
         )
         return {"region": region, "tags": tag_dict((tagging or {}).get("TagSet"))}
 
-    def diff(self, observed: dict[str, Any] | None) -> Change:
+    def compare(self, observed: dict[str, Any] | None) -> Change:
         if observed is not None and observed["region"] != self.ctx.env.region:
             raise GuardError(
                 f"bucket {self.name} is in {observed['region']} but {self.ctx.env.source} says "
                 f"{self.ctx.env.region}; S3 cannot move a bucket: change region or bucket.name"
             )
-        return claim(super().diff(observed), observed and observed["tags"], self.ctx.env, self.desired())
+        return claim(super().compare(observed), observed and observed["tags"], self.ctx.env, self.desired())
 
-    def apply(self, clients: Clients, change: Change) -> None:
+    def calls(self, change: Change) -> Iterable[Call]:
         if change.actions == CREATE:
-            self._create(clients)
-        until_consistent(
-            lambda: call(
-                clients.s3.put_bucket_tagging,
+            region = self.ctx.env.region
+            location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            yield Call(
+                "s3",
+                "CreateBucket",
+                {"Bucket": self.name, **location},
                 f"bucket {self.name}",
-                error=ApplyError,
-                Bucket=self.name,
-                Tagging={"TagSet": tag_list(self.desired()["tags"])},
+                conflict=("BucketAlreadyOwnedByYou",),  # made meanwhile (or by an interrupted run): plan again
+                wait="bucket_exists",
             )
-        )
-
-    def _create(self, clients: Clients) -> None:
-        region = self.ctx.env.region
-        location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-        call(
-            clients.s3.create_bucket,
-            f"bucket {self.name}",
-            absent=("BucketAlreadyOwnedByYou",),  # a previous, interrupted apply created it: carry on
-            error=ApplyError,
-            Bucket=self.name,
-            **location,
-        )
-        wait_for(clients.s3, "bucket_exists", f"bucket {self.name}", Bucket=self.name)
+        yield s3_call("PutBucketTagging", self.name, Tagging={"TagSet": tag_list(self.desired()["tags"])})
 
     def destroy(self, observed: dict[str, Any] | None) -> Change:
         env = self.ctx.env
@@ -95,47 +95,46 @@ class Bucket(Removable):
         if not owned_by(observed["tags"], env):
             return left_alone(self.address, observed)
         if env.removal_policy != "destroy":
-            return noop(
-                self.address, observed, "retained: removal_policy is retain; a later apply picks the bucket up again"
-            )
+            return noop(self.address, observed, RETAINED_BY_MANIFEST)
         if observed["tags"].get(REMOVAL_POLICY_TAG) != "destroy":
-            return noop(
-                self.address,
-                observed,
-                "retained: the bucket's plexus:removal-policy tag still says retain; "
-                "run apply to move it before destroy can delete the bucket",
-            )
-        return Change(self.address, DELETE, observed, None, (), "empties every object version, then deletes the bucket")
+            return noop(self.address, observed, RETAINED_BY_TAG)
+        return Change(
+            self.address,
+            DELETE,
+            observed,
+            None,
+            (),
+            "empties every object version, then deletes the bucket",
+            calls=tuple(self.removal(observed)),
+        )
 
-    def delete(self, clients: Clients, change: Change, progress: Progress | None = None) -> None:
-        removed = 0
+    def removal(self, observed: dict[str, Any]) -> Iterable[Call]:
+        yield replace(
+            s3_call("DeleteObjects", self.name), each=f"up to {DELETE_BATCH} object versions and delete markers"
+        )
+        yield s3_call("DeleteBucket", self.name)
+
+    def expand(self, clients: Clients, planned: Call) -> Iterator[Call]:
+        """DeleteObjects batches, each from a fresh listing: listing from the start each round means nothing is
+        skipped, however deletions shift the listing's pages (moto's do)."""
         previous: list[dict[str, str]] = []
         while batch := self._next_batch(clients):
             if batch == previous:
                 raise ApplyError(f"s3:DeleteObjects bucket {self.name}: deleted versions are still listed; run again")
-            answer = call(
-                clients.s3.delete_objects,
-                f"bucket {self.name}",
-                error=ApplyError,
-                Bucket=self.name,
-                Delete={"Objects": batch, "Quiet": True},
-            )
-            failed = (answer or {}).get("Errors") or []
-            if failed:
-                first = failed[0]
-                raise ApplyError(
-                    f"s3:DeleteObjects bucket {self.name}: {len(failed)} objects not deleted, "
-                    f"first {first.get('Key')}: {first.get('Code')}"
-                )
-            removed += len(batch)
+            yield replace(planned, params={**planned.params, "Delete": {"Objects": batch, "Quiet": True}}, each=None)
             previous = batch
-            if progress:
-                progress(f"emptying {self.name}", removed, None)
-        call(clients.s3.delete_bucket, f"bucket {self.name}", absent=BUCKET_ABSENT, error=ApplyError, Bucket=self.name)
+
+    def check_answer(self, request: Call, answer: Any) -> None:
+        failed = (answer or {}).get("Errors") or [] if request.operation == "DeleteObjects" else []
+        if failed:
+            first = failed[0]
+            raise ApplyError(
+                f"{request.label} {request.resource}: {len(failed)} objects not deleted, "
+                f"first {first.get('Key')}: {first.get('Code')}"
+            )
 
     def _next_batch(self, clients: Clients) -> list[dict[str, str]]:
-        """Up to 1000 object versions and delete markers from a fresh listing. Listing from the start each
-        round means nothing is skipped, however deletions shift the listing's pages (moto's do)."""
+        """Up to DELETE_BATCH object versions and delete markers, from the start of the listing."""
         page = call(
             clients.s3.list_object_versions,
             f"bucket {self.name}",
@@ -147,12 +146,25 @@ class Bucket(Removable):
         entries = [*(page or {}).get("Versions", ()), *(page or {}).get("DeleteMarkers", ())]
         return [{"Key": entry["Key"], "VersionId": entry["VersionId"]} for entry in entries[:DELETE_BATCH]]
 
+    def note(self, change: Change) -> str:
+        """What destroy keeps, said plainly, whichever guard (manifest or bucket tag) keeps it."""
+        if change.is_noop and change.before is not None and change.reason in (RETAINED_BY_MANIFEST, RETAINED_BY_TAG):
+            return f"bucket {self.name} and every object in it stay ({change.reason})"
+        return ""
+
+
+RETAINED_BY_MANIFEST = "retained: removal_policy is retain; a later apply picks the bucket up again"
+RETAINED_BY_TAG = (
+    "retained: the bucket's plexus:removal-policy tag still says retain; "
+    "run apply to move it before destroy can delete the bucket"
+)
+
 
 class BucketSetting(Resource):
     """One bucket sub-configuration read with one GET (`read_operation`) and written with one PUT."""
 
-    read_operation: ClassVar[str]
-    write_operation: ClassVar[str]
+    read_operation: ClassVar[str]  # boto3's method name (get_bucket_versioning)
+    write_operation: ClassVar[str]  # the API operation (PutBucketVersioning)
     absent_codes: ClassVar[tuple[str, ...]] = ()
 
     @property
@@ -176,10 +188,8 @@ class BucketSetting(Resource):
         )
         return None if raw is None else self.normalize(raw)
 
-    def apply(self, clients: Clients, change: Change) -> None:
-        write = getattr(clients.s3, self.write_operation)
-        arguments = self.write_arguments()
-        until_consistent(lambda: call(write, f"bucket {self.name}", error=ApplyError, Bucket=self.name, **arguments))
+    def calls(self, change: Change) -> Iterable[Call]:
+        yield s3_call(self.write_operation, self.name, **self.write_arguments())
 
 
 def versioning_equal(live: str | None, wanted: str) -> bool:
@@ -188,11 +198,11 @@ def versioning_equal(live: str | None, wanted: str) -> bool:
     return live == wanted or (live in off and wanted in off)
 
 
-class Versioning(BucketSetting):
+class S3BucketVersioning(BucketSetting):
     kind = "s3_bucket_versioning"
     noop_reason = "versioning already as declared"
     read_operation = "get_bucket_versioning"
-    write_operation = "put_bucket_versioning"
+    write_operation = "PutBucketVersioning"
     equal: ClassVar = {"status": versioning_equal}
 
     def desired(self) -> dict[str, Any]:
@@ -221,11 +231,11 @@ def kms_key_equal(live: str | None, wanted: str | None) -> bool:
     return kms_key_reference(live) == kms_key_reference(wanted)
 
 
-class Encryption(BucketSetting):
+class S3BucketEncryption(BucketSetting):
     kind = "s3_bucket_encryption"
     noop_reason = "default encryption already as declared"
     read_operation = "get_bucket_encryption"
-    write_operation = "put_bucket_encryption"
+    write_operation = "PutBucketEncryption"
     absent_codes = ("ServerSideEncryptionConfigurationNotFoundError",)
     equal: ClassVar = {"kms_key_id": kms_key_equal}
 
@@ -260,11 +270,11 @@ class Encryption(BucketSetting):
 PUBLIC_ACCESS_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
-class PublicAccessBlock(BucketSetting):
+class S3BucketPublicAccessBlock(BucketSetting):
     kind = "s3_bucket_public_access_block"
     noop_reason = "public access block already as declared"
     read_operation = "get_public_access_block"
-    write_operation = "put_public_access_block"
+    write_operation = "PutPublicAccessBlock"
     absent_codes = ("NoSuchPublicAccessBlockConfiguration",)
 
     def desired(self) -> dict[str, Any]:
@@ -278,11 +288,11 @@ class PublicAccessBlock(BucketSetting):
         return {"PublicAccessBlockConfiguration": self.desired()}
 
 
-class OwnershipControls(BucketSetting):
+class S3BucketOwnershipControls(BucketSetting):
     kind = "s3_bucket_ownership_controls"
     noop_reason = "object ownership already as declared"
     read_operation = "get_bucket_ownership_controls"
-    write_operation = "put_bucket_ownership_controls"
+    write_operation = "PutBucketOwnershipControls"
     absent_codes = ("OwnershipControlsNotFoundError",)
 
     def desired(self) -> dict[str, Any]:

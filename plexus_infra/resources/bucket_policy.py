@@ -3,14 +3,13 @@ semantically (plexus_infra.policy), so a reordered or re-encoded document is not
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from plexus_infra.aws import Clients, call, until_consistent
-from plexus_infra.errors import ApplyError
-from plexus_infra.plan import Change, noop
+from plexus_infra.plan import Call, Change, noop
 from plexus_infra.policy import canonical_json, policies_equal
 from plexus_infra.resources.base import live_policy, within_size
-from plexus_infra.resources.bucket import BucketSetting
+from plexus_infra.resources.bucket import BucketSetting, bucket_arn, s3_call
 
 BUCKET_POLICY_LIMIT = 20_480  # S3: 20 KB
 
@@ -22,29 +21,29 @@ def policy_equal(live: dict[str, Any] | None, wanted: dict[str, Any] | None) -> 
     return policies_equal(live, wanted)
 
 
-def tls_only_statement(bucket_arn: str) -> dict[str, Any]:
+def tls_only_statement(arn: str) -> dict[str, Any]:
     """Deny every request that does not use TLS (aws:SecureTransport false)."""
     return {
         "Sid": "DenyInsecureTransport",
         "Effect": "Deny",
         "Principal": "*",
         "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Resource": [arn, f"{arn}/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
 
 
-class BucketPolicy(BucketSetting):
+class S3BucketPolicy(BucketSetting):
     kind = "s3_bucket_policy"
     noop_reason = "bucket policy already as declared"
     read_operation = "get_bucket_policy"
-    write_operation = "put_bucket_policy"
+    write_operation = "PutBucketPolicy"
     absent_codes = ("NoSuchBucketPolicy",)
     equal: ClassVar = {"policy": policy_equal}
 
     def document(self) -> dict[str, Any] | None:
         spec = self.ctx.env.bucket
-        statements = [tls_only_statement(self.ctx.bucket_arn)] if spec.enforce_tls else []
+        statements = [tls_only_statement(bucket_arn(self.ctx))] if spec.enforce_tls else []
         statements += [dict(statement) for statement in spec.policy_statements]
         if not statements:
             return None
@@ -60,15 +59,13 @@ class BucketPolicy(BucketSetting):
     def write_arguments(self) -> dict[str, Any]:
         return {"Policy": canonical_json(self.document())}
 
-    def diff(self, observed: dict[str, Any] | None) -> Change:
+    def compare(self, observed: dict[str, Any] | None) -> Change:
         if observed is None and self.document() is None:
             return noop(self.address, None, "no bucket policy declared and none present")
-        return super().diff(observed)
+        return super().compare(observed)
 
-    def apply(self, clients: Clients, change: Change) -> None:
-        if self.document() is not None:
-            super().apply(clients, change)
-            return
-        until_consistent(
-            lambda: call(clients.s3.delete_bucket_policy, f"bucket {self.name}", error=ApplyError, Bucket=self.name)
-        )
+    def calls(self, change: Change) -> Iterable[Call]:
+        if self.document() is None:
+            yield s3_call("DeleteBucketPolicy", self.name)
+        else:
+            yield from super().calls(change)

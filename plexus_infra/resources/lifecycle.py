@@ -110,11 +110,11 @@ def aws_rules(lifecycle: Lifecycle) -> list[dict[str, Any]]:
     return [*(aws_rule(rule) for rule in lifecycle.rules), *housekeeping]
 
 
-class LifecycleConfiguration(BucketSetting):
+class S3BucketLifecycle(BucketSetting):
     kind = "s3_bucket_lifecycle"
     noop_reason = "lifecycle rules already as declared"
     read_operation = "get_bucket_lifecycle_configuration"
-    write_operation = "put_bucket_lifecycle_configuration"
+    write_operation = "PutBucketLifecycleConfiguration"
     absent_codes = ("NoSuchLifecycleConfiguration",)
 
     def desired(self) -> dict[str, Any]:

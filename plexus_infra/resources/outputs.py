@@ -3,19 +3,23 @@ export name. One resource for the three, so one `GetParameters` reads them all."
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from plexus_infra.aws import Clients, call
-from plexus_infra.errors import ApplyError
+from plexus_infra import environments
+from plexus_infra.core.aws import Clients, call
+from plexus_infra.core.tags import tag_dict, tag_list
 from plexus_infra.manifest.model import ENVIRONMENT_TAG
-from plexus_infra.plan import DELETE, UPDATE, Change
-from plexus_infra.resources.base import Removable, claim, owned_by, sync_tags, tag_dict, tag_list
+from plexus_infra.plan import DELETE, UPDATE, Call, Change
+from plexus_infra.resources.base import Removable, claim, owned_by, tag_calls
+from plexus_infra.resources.bucket import bucket_arn
+from plexus_infra.resources.role import role_arn
 
 EXPORT_NAME_TAG = "plexus:export-name"
 
 
-class Outputs(Removable):
+class SsmOutputs(Removable):
     kind = "ssm_outputs"
     noop_reason = "outputs already published with the current values"
 
@@ -26,9 +30,9 @@ class Outputs(Removable):
     def values(self) -> dict[str, str]:
         """Output key → value, derived from the manifest and the account."""
         return {
-            "training-bucket-name": self.ctx.env.bucket.name,
-            "training-bucket-arn": self.ctx.bucket_arn,
-            "sagemaker-training-role-arn": self.ctx.role_arn,
+            environments.BUCKET_NAME: self.ctx.env.bucket.name,
+            environments.BUCKET_ARN: bucket_arn(self.ctx),
+            environments.ROLE_ARN: role_arn(self.ctx),
         }
 
     def desired(self) -> dict[str, Any]:
@@ -84,60 +88,50 @@ class Outputs(Removable):
             if not page.get("NextToken"):
                 return names
 
-    def apply(self, clients: Clients, change: Change) -> None:
+    def calls(self, change: Change) -> Iterable[Call]:
         live, wanted = change.before or {}, self.desired()
         stale = [name for name in change.changed if name not in wanted]
         if stale:
-            call(clients.ssm.delete_parameters, f"parameters {', '.join(stale)}", error=ApplyError, Names=stale)
+            yield self._delete(stale)
         for name in change.changed:
             if name in wanted:
-                self._publish(clients, name, live.get(name), wanted[name])
+                yield from self._publish(name, live.get(name), wanted[name])
 
-    def _publish(self, clients: Clients, name: str, current: dict[str, Any] | None, wanted: dict[str, Any]) -> None:
+    def _publish(self, name: str, current: dict[str, Any] | None, wanted: dict[str, Any]) -> Iterator[Call]:
         """One parameter: create it with its tags, or overwrite the value and fix the tags, as needed."""
         resource = f"parameter {name}"
+        value = {"Name": name, "Value": wanted["value"], "Type": "String"}
         if current is None:
-            # Created without Overwrite, so Tags may go along (AWS rejects Overwrite together with Tags).
-            created = call(
-                clients.ssm.put_parameter,
+            # Created without Overwrite, so Tags may go along (AWS rejects Overwrite together with Tags); one
+            # made meanwhile by someone else is planned again (and is theirs unless it carries our tags).
+            yield Call(
+                "ssm",
+                "PutParameter",
+                {**value, "Tags": tag_list(wanted["tags"])},
                 resource,
-                absent=("ParameterAlreadyExists",),
-                error=ApplyError,
-                Name=name,
-                Value=wanted["value"],
-                Type="String",
-                Tags=tag_list(wanted["tags"]),
+                conflict=("ParameterAlreadyExists",),
             )
-            if created is not None:
-                return
-            # Created meanwhile by someone else: unknown, so overwrite the value and set every tag.
-            current = {"value": None, "type": None, "tags": {}}
+            return
         if (current["value"], current["type"]) != (wanted["value"], wanted["type"]):
-            call(
-                clients.ssm.put_parameter,
-                resource,
-                error=ApplyError,
-                Name=name,
-                Value=wanted["value"],
-                Type="String",
-                Overwrite=True,
-            )
+            yield Call("ssm", "PutParameter", {**value, "Overwrite": True}, resource)
         target = {"ResourceType": "Parameter", "ResourceId": name}
-        sync_tags(
+        yield from tag_calls(
             current["tags"],
             wanted["tags"],
-            lambda keys: call(
-                clients.ssm.remove_tags_from_resource, resource, error=ApplyError, TagKeys=keys, **target
-            ),
-            lambda tags: call(clients.ssm.add_tags_to_resource, resource, error=ApplyError, Tags=tags, **target),
+            lambda keys: Call("ssm", "RemoveTagsFromResource", {**target, "TagKeys": keys}, resource),
+            lambda tags: Call("ssm", "AddTagsToResource", {**target, "Tags": tags}, resource),
         )
 
-    def diff(self, observed: dict[str, Any] | None) -> Change:
+    @staticmethod
+    def _delete(names: list[str]) -> Call:
+        return Call("ssm", "DeleteParameters", {"Names": names}, f"parameters {', '.join(names)}")
+
+    def compare(self, observed: dict[str, Any] | None) -> Change:
         """Each existing parameter must be ours; one that is nobody's makes the change foreign (--adopt).
         Ours under a name the manifest no longer declares is removed."""
         wanted = self.desired()
         stale = tuple(sorted(name for name in observed or {} if name not in wanted))
-        change = super().diff(observed)
+        change = super().compare(observed)
         if stale:
             change = replace(
                 change,
@@ -154,24 +148,8 @@ class Outputs(Removable):
         ours = {n: p for n, p in (observed or {}).items() if owned_by(p["tags"], self.ctx.env)}
         if not ours:
             return super().destroy(None)
-        return Change(self.address, DELETE, ours, None, tuple(sorted(ours)), "removed by destroy")
+        calls = tuple(self.removal(ours))
+        return Change(self.address, DELETE, ours, None, tuple(sorted(ours)), "removed by destroy", calls=calls)
 
-    def delete(self, clients: Clients, change: Change, progress: Any = None) -> None:
-        names = sorted(change.before or {})
-        call(clients.ssm.delete_parameters, f"parameters {', '.join(names)}", error=ApplyError, Names=names)
-
-
-def read_outputs(clients: Clients, env: Any) -> list[dict[str, Any]]:
-    """The environment's published outputs, in manifest order; a missing one has value None."""
-    names = [output.parameter_name for output in env.outputs]
-    answer = call(clients.ssm.get_parameters, f"parameters {', '.join(names)}", Names=names)
-    values = {p["Name"]: p["Value"] for p in (answer or {}).get("Parameters", ())}
-    return [
-        {
-            "key": o.key,
-            "export_name": o.export_name,
-            "parameter": o.parameter_name,
-            "value": values.get(o.parameter_name),
-        }
-        for o in env.outputs
-    ]
+    def removal(self, observed: dict[str, Any]) -> Iterable[Call]:
+        yield self._delete(sorted(observed))

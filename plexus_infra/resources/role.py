@@ -4,24 +4,28 @@ an inline policy or an attachment added by hand shows as drift and is removed by
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any, ClassVar
 
-from plexus_infra.aws import Clients, call, until_consistent, wait_for
-from plexus_infra.errors import ApplyError, ObserveError
-from plexus_infra.plan import CREATE, Change, noop
+from plexus_infra import environments
+from plexus_infra.core.aws import Clients, call
+from plexus_infra.core.errors import ObserveError
+from plexus_infra.core.tags import tag_dict, tag_list
+from plexus_infra.plan import CREATE, Call, Change, noop
 from plexus_infra.policy import canonical_json, policies_equal
 from plexus_infra.resources.base import (
+    Context,
     Removable,
     Resource,
     claim,
     left_alone,
     live_policy,
     owned_by,
-    sync_tags,
-    tag_dict,
-    tag_list,
+    tag_calls,
     within_size,
 )
+from plexus_infra.resources.bucket import bucket_arn
 
 ROLE_ABSENT = ("NoSuchEntity",)
 INLINE_POLICY_NAME = "plexus-training-access"
@@ -105,7 +109,21 @@ def policy_maps_equal(live: dict[str, Any] | None, wanted: dict[str, Any]) -> bo
     return live.keys() == wanted.keys() and all(policies_equal(live[name], wanted[name]) for name in wanted)
 
 
-class Role(Removable):
+def role_arn(ctx: Context) -> str:
+    """The training role's ARN in the account."""
+    return environments.role_arn(ctx.identity.partition, ctx.identity.account, ctx.env.role.name)
+
+
+def iam_call(operation: str, role: str, **params: Any) -> Call:
+    """A call on the role `role`: deletes of what is gone succeed; writes retry while a new role propagates."""
+    options: dict[str, Any] = {"absent": ROLE_ABSENT} if operation.startswith(("Delete", "Detach", "Remove")) else {}
+    if operation.startswith(("Put", "Attach")):
+        options["consistent"] = True
+    resource = f"role {role} policy {params['PolicyName']}" if "PolicyName" in params else f"role {role}"
+    return Call("iam", operation, {"RoleName": role, **params}, resource, **options)
+
+
+class IamRole(Removable):
     kind = "iam_role"
     noop_reason = "trust policy, description, session length and tags already as declared"
     equal: ClassVar = {"trust_policy": lambda live, wanted: live is not None and policies_equal(live, wanted)}
@@ -115,9 +133,9 @@ class Role(Removable):
         return self.ctx.env.role.name
 
     def desired(self) -> dict[str, Any]:
-        env, ctx = self.ctx.env, self.ctx
+        env, identity = self.ctx.env, self.ctx.identity
         return {
-            "trust_policy": trust_policy(ctx.partition, env.region, ctx.account),
+            "trust_policy": trust_policy(identity.partition, env.region, identity.account),
             "description": env.role.description,
             "max_session_duration": env.role.max_session_duration,
             "permissions_boundary": env.role.permissions_boundary,
@@ -137,74 +155,52 @@ class Role(Removable):
             "tags": tag_dict(role.get("Tags")),
         }
 
-    def diff(self, observed: dict[str, Any] | None) -> Change:
-        return claim(super().diff(observed), observed and observed["tags"], self.ctx.env, self.desired())
+    def compare(self, observed: dict[str, Any] | None) -> Change:
+        return claim(super().compare(observed), observed and observed["tags"], self.ctx.env, self.desired())
 
-    def apply(self, clients: Clients, change: Change) -> None:
+    def calls(self, change: Change) -> Iterable[Call]:
         wanted = self.desired()
-        resource = f"role {self.name}"
         if change.actions == CREATE:
-            created = call(
-                clients.iam.create_role,
-                resource,
-                absent=("EntityAlreadyExists",),
-                error=ApplyError,
-                RoleName=self.name,
-                AssumeRolePolicyDocument=canonical_json(wanted["trust_policy"]),
-                Description=wanted["description"],
-                MaxSessionDuration=wanted["max_session_duration"],
-                Tags=tag_list(wanted["tags"]),
-                **({"PermissionsBoundary": wanted["permissions_boundary"]} if wanted["permissions_boundary"] else {}),
+            boundary = {"PermissionsBoundary": wanted["permissions_boundary"]} if wanted["permissions_boundary"] else {}
+            yield Call(
+                "iam",
+                "CreateRole",
+                {
+                    "RoleName": self.name,
+                    "AssumeRolePolicyDocument": canonical_json(wanted["trust_policy"]),
+                    "Description": wanted["description"],
+                    "MaxSessionDuration": wanted["max_session_duration"],
+                    "Tags": tag_list(wanted["tags"]),
+                    **boundary,
+                },
+                f"role {self.name}",
+                conflict=("EntityAlreadyExists",),  # made meanwhile (or by an interrupted run): plan again
+                wait="role_exists",
             )
-            wait_for(clients.iam, "role_exists", resource, RoleName=self.name)
-            if created is not None:
-                return
-            # An interrupted apply created it already: bring every attribute in line instead.
+            return
         changed = set(change.changed)
         if "trust_policy" in changed:
-            call(
-                clients.iam.update_assume_role_policy,
-                resource,
-                error=ApplyError,
-                RoleName=self.name,
-                PolicyDocument=canonical_json(wanted["trust_policy"]),
-            )
+            yield iam_call("UpdateAssumeRolePolicy", self.name, PolicyDocument=canonical_json(wanted["trust_policy"]))
         if changed & {"description", "max_session_duration"}:
-            call(
-                clients.iam.update_role,
-                resource,
-                error=ApplyError,
-                RoleName=self.name,
+            yield iam_call(
+                "UpdateRole",
+                self.name,
                 Description=wanted["description"],
                 MaxSessionDuration=wanted["max_session_duration"],
             )
         if "permissions_boundary" in changed:
-            self._set_boundary(clients, wanted["permissions_boundary"])
+            if wanted["permissions_boundary"] is None:
+                yield iam_call("DeleteRolePermissionsBoundary", self.name)
+            else:
+                yield iam_call(
+                    "PutRolePermissionsBoundary", self.name, PermissionsBoundary=wanted["permissions_boundary"]
+                )
         if "tags" in changed:
-            sync_tags(
+            yield from tag_calls(
                 (change.before or {}).get("tags") or {},
                 wanted["tags"],
-                lambda keys: call(clients.iam.untag_role, resource, error=ApplyError, RoleName=self.name, TagKeys=keys),
-                lambda tags: call(clients.iam.tag_role, resource, error=ApplyError, RoleName=self.name, Tags=tags),
-            )
-
-    def _set_boundary(self, clients: Clients, boundary: str | None) -> None:
-        resource = f"role {self.name}"
-        if boundary is None:
-            call(
-                clients.iam.delete_role_permissions_boundary,
-                resource,
-                absent=("NoSuchEntity",),  # none set: nothing to remove
-                error=ApplyError,
-                RoleName=self.name,
-            )
-        else:
-            call(
-                clients.iam.put_role_permissions_boundary,
-                resource,
-                error=ApplyError,
-                RoleName=self.name,
-                PermissionsBoundary=boundary,
+                lambda keys: iam_call("UntagRole", self.name, TagKeys=keys),
+                lambda tags: iam_call("TagRole", self.name, Tags=tags),
             )
 
     def destroy(self, observed: dict[str, Any] | None) -> Change:
@@ -212,32 +208,30 @@ class Role(Removable):
             return left_alone(self.address, observed)
         return super().destroy(observed)
 
-    def delete(self, clients: Clients, change: Change, progress: Any = None) -> None:
-        """A role with policies or in instance profiles cannot be deleted (DeleteConflict): undo those first."""
+    def removal(self, observed: dict[str, Any]) -> Iterable[Call]:
+        """A role with policies or in instance profiles cannot be deleted (DeleteConflict): undo those first,
+        whatever is attached when destroy runs."""
+        yield replace(iam_call("RemoveRoleFromInstanceProfile", self.name), each="instance profile holding the role")
+        yield replace(iam_call("DetachRolePolicy", self.name), each="attached managed policy")
+        yield replace(iam_call("DeleteRolePolicy", self.name), each="inline policy")
+        yield iam_call("DeleteRole", self.name)
+
+    def expand(self, clients: Clients, planned: Call) -> Iterator[Call]:
         resource = f"role {self.name}"
-        profiles = call(
-            clients.iam.list_instance_profiles_for_role, resource, absent=ROLE_ABSENT, RoleName=self.name
-        ) or {"InstanceProfiles": []}
-        dependents = [
-            *(
-                (clients.iam.remove_role_from_instance_profile, {"InstanceProfileName": p["InstanceProfileName"]})
-                for p in profiles["InstanceProfiles"]
-            ),
-            *(
-                (clients.iam.detach_role_policy, {"PolicyArn": arn})
-                for arn in RoleAttachments(self.ctx).attached(clients) or ()
-            ),
-            *(
-                (clients.iam.delete_role_policy, {"PolicyName": name})
-                for name in InlinePolicies(self.ctx).names(clients) or ()
-            ),
-        ]
-        for method, target in dependents:
-            call(method, resource, absent=ROLE_ABSENT, error=ApplyError, RoleName=self.name, **target)
-        call(clients.iam.delete_role, resource, absent=ROLE_ABSENT, error=ApplyError, RoleName=self.name)
+        if planned.operation == "RemoveRoleFromInstanceProfile":
+            answer = call(
+                clients.iam.list_instance_profiles_for_role, resource, absent=ROLE_ABSENT, RoleName=self.name
+            ) or {"InstanceProfiles": []}
+            targets = [{"InstanceProfileName": p["InstanceProfileName"]} for p in answer["InstanceProfiles"]]
+        elif planned.operation == "DetachRolePolicy":
+            targets = [{"PolicyArn": arn} for arn in IamRolePolicyAttachments(self.ctx).attached(clients) or ()]
+        else:
+            targets = [{"PolicyName": name} for name in IamRoleInlinePolicies(self.ctx).names(clients) or ()]
+        for target in targets:
+            yield replace(planned, params={**planned.params, **target}, each=None)
 
 
-class InlinePolicies(Resource):
+class IamRoleInlinePolicies(Resource):
     kind = "iam_role_inline_policies"
     noop_reason = "inline policy already as declared"
     equal: ClassVar = {"policies": policy_maps_equal}
@@ -247,9 +241,9 @@ class InlinePolicies(Resource):
         return self.ctx.env.role.name
 
     def desired(self) -> dict[str, Any]:
-        env, ctx = self.ctx.env, self.ctx
+        env, identity = self.ctx.env, self.ctx.identity
         document = training_access_policy(
-            ctx.partition, env.region, ctx.account, ctx.bucket_arn, env.role.ecr_repository_arns
+            identity.partition, env.region, identity.account, bucket_arn(self.ctx), env.role.ecr_repository_arns
         )
         within_size(document, INLINE_POLICIES_LIMIT, f"role {self.name}'s inline policy")
         return {"policies": {INLINE_POLICY_NAME: document}}
@@ -275,33 +269,16 @@ class InlinePolicies(Resource):
                 policies[policy] = live_policy(answer["PolicyDocument"], f"role {self.name} policy {policy}")
         return {"policies": policies}
 
-    def apply(self, clients: Clients, change: Change) -> None:
+    def calls(self, change: Change) -> Iterable[Call]:
         live = (change.before or {}).get("policies") or {}
-        wanted = self.desired()["policies"]
-        for policy, document in wanted.items():
+        for policy, document in self.desired()["policies"].items():
             if policy not in live or not policies_equal(live[policy], document):
-                until_consistent(
-                    lambda p=policy, d=document: call(
-                        clients.iam.put_role_policy,
-                        f"role {self.name} policy {p}",
-                        error=ApplyError,
-                        RoleName=self.name,
-                        PolicyName=p,
-                        PolicyDocument=canonical_json(d),
-                    )
-                )
-        for policy in sorted(set(live) - set(wanted)):
-            call(
-                clients.iam.delete_role_policy,
-                f"role {self.name} policy {policy}",
-                absent=ROLE_ABSENT,
-                error=ApplyError,
-                RoleName=self.name,
-                PolicyName=policy,
-            )
+                yield iam_call("PutRolePolicy", self.name, PolicyName=policy, PolicyDocument=canonical_json(document))
+        for policy in sorted(set(live) - set(self.desired()["policies"])):
+            yield iam_call("DeleteRolePolicy", self.name, PolicyName=policy)
 
 
-class RoleAttachments(Resource):
+class IamRolePolicyAttachments(Resource):
     kind = "iam_role_policy_attachments"
     noop_reason = "managed policy attachments already as declared"
 
@@ -332,30 +309,15 @@ class RoleAttachments(Resource):
                     f"(role.managed_policy_arns in {self.ctx.env.source} names a policy that does not exist)"
                 )
 
-    def diff(self, observed: dict[str, Any] | None) -> Change:
+    def compare(self, observed: dict[str, Any] | None) -> Change:
         if observed is None and not self.ctx.env.role.managed_policy_arns:
             return noop(self.address, None, "no managed policies declared")
-        return super().diff(observed)
+        return super().compare(observed)
 
-    def apply(self, clients: Clients, change: Change) -> None:
+    def calls(self, change: Change) -> Iterable[Call]:
         live = set((change.before or {}).get("managed_policy_arns") or ())
         wanted = set(self.desired()["managed_policy_arns"])
         for arn in sorted(wanted - live):
-            until_consistent(
-                lambda a=arn: call(
-                    clients.iam.attach_role_policy,
-                    f"role {self.name}",
-                    error=ApplyError,
-                    RoleName=self.name,
-                    PolicyArn=a,
-                )
-            )
+            yield iam_call("AttachRolePolicy", self.name, PolicyArn=arn)
         for arn in sorted(live - wanted):
-            call(
-                clients.iam.detach_role_policy,
-                f"role {self.name}",
-                absent=ROLE_ABSENT,
-                error=ApplyError,
-                RoleName=self.name,
-                PolicyArn=arn,
-            )
+            yield iam_call("DetachRolePolicy", self.name, PolicyArn=arn)

@@ -1,2 +1,2 @@
 """Classifiers. This package runs inside SageMaker containers too: it imports only torch, transformers,
-numpy and `plexus_infra.errors`, never YAML, boto3 or rich."""
+numpy and `plexus_infra.core.errors`, never YAML, boto3 or rich."""

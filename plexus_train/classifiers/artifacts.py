@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from plexus_infra.errors import PlexusError
+from plexus_infra.core.errors import PlexusError
 from plexus_train.classifiers.config import TrainingConfig
 from plexus_train.classifiers.model import BERTClassifier, check_tokenizer
 from plexus_train.classifiers.trainer import TrainedClassifier

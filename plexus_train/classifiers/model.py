@@ -68,7 +68,7 @@ PROBE_TEXT = "the a of and to is in it you i 1 2 3 hello world . , der la le de 
 def check_tokenizer(tokenizer: Any, vocab_size: int | None, where: str) -> None:
     """Refuse a tokenizer that would turn text into [UNK]s: one far smaller than the encoder's vocabulary (what
     transformers builds from a directory without tokenizer files), or one that knows none of a probe's words."""
-    from plexus_infra.errors import PlexusError
+    from plexus_infra.core.errors import PlexusError
 
     size = len(tokenizer)
     if vocab_size and size * 2 < vocab_size:
@@ -89,7 +89,7 @@ def load_encoder(name: str) -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging
 
-    from plexus_infra.errors import PlexusError
+    from plexus_infra.core.errors import PlexusError
     from plexus_train.classifiers.config import looks_like_path
 
     if not _exists(name) and looks_like_path(name):

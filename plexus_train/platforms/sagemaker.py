@@ -18,15 +18,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.aws import call, error_code, until_consistent
-from plexus_infra.errors import ApplyError, AwsError, PlexusError
-from plexus_train.aws import upload_file
+from plexus_infra.core.aws import call, error_code, until_consistent, upload_file
+from plexus_infra.core.errors import ApplyError, AwsError, PlexusError
+from plexus_infra.environments import TrainingOutputs
 from plexus_train.classifiers.config import is_local_dir, looks_like_path
 from plexus_train.dataset import Dataset
 from plexus_train.entrypoint import BASE_MODEL_DIR, DATA_FILE, SCORE_HP, SCORECARD_HP
 from plexus_train.images import image_uri
 from plexus_train.names import sagemaker_name
-from plexus_train.outputs import Outputs
 from plexus_train.packaging import TRAINING_ENTRY, copy_code, write_tarball
 from plexus_train.platforms import TrainingResult
 from plexus_train.scorecards import Score
@@ -100,13 +99,13 @@ def is_role_propagating(exc: BaseException) -> bool:
 
 @dataclass
 class SageMakerPlatform:
-    """+ clients: plexus_train.aws.Clients for the environment's region
+    """+ clients: plexus_infra.core.aws.Clients for the environment's region
     + outputs: the environment's bucket and training role
     + reporter: a progress.StatusReporter (status(text), log(line))
     """
 
     clients: Any
-    outputs: Outputs
+    outputs: TrainingOutputs
     reporter: Any
     job_name: Callable[[Score], str] = lambda score: sagemaker_name(score.path, time.strftime("%Y%m%d-%H%M%S"))
     sleep: Callable[[float], None] = time.sleep

@@ -67,7 +67,7 @@ def test_status_without_an_endpoint_is_one_error_line_and_exit_one(sandbox, proj
 def test_a_sagemaker_run_on_s3_data_makes_one_set_of_clients(sandbox, project, monkeypatch, capsys) -> None:
     import boto3
 
-    from plexus_train import aws
+    from plexus_infra.core import aws
     from plexus_train.cli import main
     from tests.train.test_sagemaker import BUCKET, publish_outputs
 

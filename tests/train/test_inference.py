@@ -104,7 +104,7 @@ def test_damaged_artifacts_are_one_error_line_in_predict_and_a_clear_error_in_mo
 ) -> None:
     import shutil
 
-    from plexus_infra.errors import PlexusError
+    from plexus_infra.core.errors import PlexusError
     from plexus_train.cli import main
 
     work = tmp_path / "project"

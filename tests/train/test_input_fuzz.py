@@ -22,7 +22,7 @@ import yaml
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from plexus_infra.errors import ManifestError, PlexusError
+from plexus_infra.core.errors import ManifestError, PlexusError
 from plexus_train import cli, datasources
 from plexus_train.dataset import Dataset, read_csv, to_dataset
 from plexus_train.platforms.local import LocalPlatform

@@ -16,9 +16,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from plexus_infra.errors import PlexusError
-from plexus_train.aws import Clients
-from plexus_train.outputs import Outputs
+from plexus_infra.core.aws import Clients
+from plexus_infra.core.errors import PlexusError
+from plexus_infra.environments import TrainingOutputs as Outputs
 from plexus_train.packaging import tree_digest
 from plexus_train.provision import (
     DIGEST_METADATA,

@@ -14,10 +14,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from plexus_infra.errors import PlexusError
+from plexus_infra.core.aws import Clients
+from plexus_infra.core.errors import PlexusError
+from plexus_infra.environments import TrainingOutputs as Outputs
+from plexus_infra.environments import resolve_target, training_outputs
 from plexus_train import datasources
-from plexus_train.aws import Clients
-from plexus_train.outputs import Outputs, environment, read_outputs
 from plexus_train.platforms.sagemaker import SageMakerPlatform, TrainingJobFailed
 from plexus_train.scorecards import find_score
 from tests.helpers import run_cli
@@ -58,15 +59,15 @@ def platform(reporter: Recorder) -> SageMakerPlatform:
 
 def test_missing_output_names_it_and_says_to_apply(sandbox, project: Path) -> None:
     with pytest.raises(PlexusError, match=r"no output training-bucket-name \(SSM parameter /plexus/test/"):
-        read_outputs(environment("test"), boto3.client("ssm"))
+        training_outputs(boto3.client("ssm"), resolve_target("test"))
     publish_outputs()
-    assert read_outputs(environment("test"), boto3.client("ssm")) == Outputs(BUCKET, ROLE)
+    assert training_outputs(boto3.client("ssm"), resolve_target("test")) == Outputs(BUCKET, ROLE)
 
 
 def test_overrides_skip_ssm(sandbox, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLEXUS_S3_BUCKET", "other-bucket")
     monkeypatch.setenv("PLEXUS_SAGEMAKER_ROLE_ARN", ROLE)
-    assert read_outputs(environment("nowhere"), boto3.client("ssm")) == Outputs("other-bucket", ROLE)
+    assert training_outputs(boto3.client("ssm"), resolve_target("nowhere")) == Outputs("other-bucket", ROLE)
 
 
 def test_job_uploads_packages_trains_and_publishes_the_model(sandbox, project: Path) -> None:

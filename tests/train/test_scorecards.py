@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plexus_infra.errors import ManifestError, PlexusError
+from plexus_infra.core.errors import ManifestError, PlexusError
 from plexus_train.scorecards import find_score, key_of
 from tests.helpers import run_cli
 from tests.train.conftest import cli_env

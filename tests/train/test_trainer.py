@@ -126,7 +126,7 @@ def test_early_stopping_ends_when_validation_loss_stops_falling(tiny_model: Path
 
 
 def test_a_model_that_cannot_load_is_one_clear_error(tmp_path: Path) -> None:
-    from plexus_infra.errors import PlexusError
+    from plexus_infra.core.errors import PlexusError
     from plexus_train.classifiers.trainer import train_classifier
 
     config = replace(TrainingConfig(), embeddings_model=str(tmp_path / "absent"))
@@ -135,7 +135,7 @@ def test_a_model_that_cannot_load_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_missing_relative_model_directory_is_named_not_sent_to_the_hub(project: Path) -> None:
-    from plexus_infra.errors import PlexusError
+    from plexus_infra.core.errors import PlexusError
     from plexus_train.classifiers.model import load_encoder
 
     (project / "build").mkdir()
@@ -148,7 +148,7 @@ def test_a_tokenizer_without_a_vocabulary_is_refused_naming_the_directory(tiny_m
     """transformers 5 builds a 5-token tokenizer from a directory without tokenizer files: all text is [UNK]."""
     import shutil
 
-    from plexus_infra.errors import PlexusError
+    from plexus_infra.core.errors import PlexusError
     from plexus_train.classifiers.model import load_encoder
 
     bare = tmp_path / "no-tokenizer"

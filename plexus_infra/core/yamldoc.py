@@ -22,7 +22,7 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import BaseResolver, Resolver
 
-from plexus_infra.errors import ManifestError, Problem
+from plexus_infra.core.errors import ManifestError, Problem
 
 try:
     from yaml.cyaml import CParser as _EventSource

@@ -19,7 +19,7 @@ EXIT_INTERRUPTED = 130
 
 def run_command(command: Callable[[], int], *, debug: bool = False) -> int:
     """Run one command; map PlexusError to its lines on stderr and exit 1, Ctrl-C to 130."""
-    from plexus_infra.errors import ManifestError, PlexusError
+    from plexus_infra.core.errors import ManifestError, PlexusError
 
     try:
         return command()
@@ -29,7 +29,7 @@ def run_command(command: Callable[[], int], *, debug: bool = False) -> int:
     except PlexusError as exc:
         if debug:
             raise
-        from plexus_infra.render import print_error, print_problems
+        from plexus_infra.core.console import print_error, print_problems
 
         if isinstance(exc, ManifestError):
             print_problems(exc.problems)

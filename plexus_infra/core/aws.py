@@ -16,9 +16,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
-from plexus_infra.errors import ApplyError, AwsError, ObserveError
+from plexus_infra.core.errors import ApplyError, AwsError, ObserveError
 
 T = TypeVar("T")
 
@@ -235,6 +236,19 @@ class Clients:
     def sts(self) -> Any:
         return self.client("sts")
 
+    @property
+    def sagemaker(self) -> Any:
+        return self.client("sagemaker")
+
+    @property
+    def runtime(self) -> Any:
+        """sagemaker-runtime: invoking endpoints."""
+        return self.client("sagemaker-runtime")
+
+    @property
+    def logs(self) -> Any:
+        return self.client("logs")
+
     def warm(self, services: tuple[str, ...] = ("sts", "s3", "iam", "ssm")) -> None:
         """Create clients up front, before threads share them."""
         for service in services:
@@ -243,3 +257,28 @@ class Clients:
     def identity(self) -> Identity:
         answer = call(self.sts.get_caller_identity, "caller identity") or {}
         return Identity(answer["Account"], answer["Arn"], answer["Arn"].split(":")[1])
+
+
+def upload_file(s3: Any, path: Path, bucket: str, key: str, metadata: dict[str, str] | None = None) -> None:
+    """Upload a local file with boto3's managed transfer (multipart above its threshold, so past PutObject's
+    5 GB limit, never holding the file in memory); a failure is one ApplyError naming the object.
+
+    + metadata: S3 user metadata to store with the object (`x-amz-meta-*`; head_object returns it)
+
+    boto3 wraps the ClientError in S3UploadFailedError; the ClientError stays the cause, so error codes still
+    read as they do for `call`."""
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    uri = f"s3://{bucket}/{key}"
+    try:
+        s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": metadata} if metadata else None)
+    except S3UploadFailedError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ClientError):
+            raise ApplyError(describe_failure("s3:PutObject", uri, cause)) from cause
+        raise ApplyError(f"s3:PutObject {uri}: {exc}") from exc
+    except ClientError as exc:
+        raise ApplyError(describe_failure("s3:PutObject", uri, exc)) from exc
+    except BotoCoreError as exc:
+        raise ApplyError(f"s3:PutObject {uri}: {exc}") from exc
