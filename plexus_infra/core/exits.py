@@ -17,8 +17,11 @@ EXIT_CHANGES = 2
 EXIT_INTERRUPTED = 130
 
 
-def run_command(command: Callable[[], int], *, debug: bool = False) -> int:
-    """Run one command; map PlexusError to its lines on stderr and exit 1, Ctrl-C to 130."""
+def run_command(
+    command: Callable[[], int], *, debug: bool = False, expected: tuple[type[Exception], ...] = ()
+) -> int:
+    """Run one command; map PlexusError (and the `expected` types, for code that cannot import PlexusError, such
+    as what ships into SageMaker containers) to its lines on stderr and exit 1, Ctrl-C to 130."""
     from plexus_infra.core.errors import ManifestError, PlexusError
 
     try:
@@ -26,7 +29,7 @@ def run_command(command: Callable[[], int], *, debug: bool = False) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except PlexusError as exc:
+    except (PlexusError, *expected) as exc:
         if debug:
             raise
         from plexus_infra.core.console import print_error, print_problems
