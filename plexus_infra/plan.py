@@ -114,7 +114,6 @@ def compare(
     equal: dict[str, Any] | None = None,
     *,
     noop_reason: str,
-    foreign: bool = False,
 ) -> Change:
     """Create when absent, update listing exactly the attributes that differ, else a no-op.
 
@@ -124,10 +123,9 @@ def compare(
         return Change(address, CREATE, None, after, tuple(after), "does not exist")
     equal = equal or {}
     changed = tuple(name for name, value in after.items() if not equal.get(name, _plain_equal)(before.get(name), value))
-    if not changed and not foreign:
+    if not changed:
         return noop(address, before, noop_reason)
-    reason = "exists without plexus-infra ownership tags" if foreign else "differs from the manifest"
-    return Change(address, UPDATE, before, after, changed, reason, foreign)
+    return Change(address, UPDATE, before, after, changed, "differs from the manifest")
 
 
 def _plain_equal(a: Any, b: Any) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -10,7 +9,6 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from plexus_infra.core.errors import PlexusError
 
@@ -63,10 +61,6 @@ class Sandbox:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10):
             pass
-
-    def api(self, path: str) -> Any:
-        with urllib.request.urlopen(f"{self.endpoint_url}{path}", timeout=10) as answer:
-            return json.loads(answer.read() or b"null")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

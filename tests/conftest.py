@@ -10,12 +10,16 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 from botocore.retries.standard import ExponentialBackoff
 
+import plexus_infra.core.aws
+import plexus_infra.engine
 from plexus_infra.sandbox import REAL_AWS_VARIABLES, Sandbox, running_sandbox
-from tests.helpers import ROOT
+from tests.helpers import ROOT, AwsClients, Recorder, Request
 
 for _name in REAL_AWS_VARIABLES:
     os.environ.pop(_name, None)
@@ -61,3 +65,33 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore's own retry backoff, with its 1 s throttling base scaled to 50 ms so fault suites stay fast."""
     monkeypatch.setitem(ExponentialBackoff._DEFAULT_BACKOFF_CONFIG, "throttling_base_scale", 0.05)
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """Swap in a Clients subclass that records each request's operation and target."""
+    recorder = Recorder()
+    base = plexus_infra.core.aws.Clients
+
+    class RecordingClients(base):  # type: ignore[misc, valid-type]
+        def _new_client(self, service: str) -> Any:
+            client = super()._new_client(service)
+            client.meta.events.register("provide-client-params", self._record)
+            return client
+
+        def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+            target = params.get("Bucket") or params.get("RoleName") or params.get("Name") or params.get("Names") or ""
+            operation = f"{model.service_model.service_name}:{model.name}"
+            recorder.requests.append(Request(operation, ",".join(target) if isinstance(target, list) else target))
+
+    monkeypatch.setattr(plexus_infra.core.aws, "Clients", RecordingClients)
+    monkeypatch.setattr(plexus_infra.engine, "Clients", RecordingClients, raising=False)
+    return recorder
+
+
+@pytest.fixture
+def aws(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A clean sandbox, the repository as working directory (so --env NAME resolves) and boto3 clients for
+    the test's own out-of-band changes (not counted by the recorder)."""
+    monkeypatch.chdir(ROOT)
+    yield AwsClients(boto3.client("s3"), boto3.client("iam"), boto3.client("ssm"))

@@ -15,8 +15,10 @@ import pytest
 
 from plexus_infra.sandbox import Sandbox
 from tests.faults import Crash, Injector, installed
-from tests.helpers import run_cli
-from tests.test_faults import BUCKET, DEVELOPMENT, ROLE, pending, run
+from tests.helpers import DEV_BUCKET as BUCKET
+from tests.helpers import DEV_ROLE as ROLE
+from tests.helpers import DEVELOPMENT, pending, run_cli
+from tests.helpers import cli as run
 
 OBJECTS = {"training-data/a.csv": b"a,b\n1,2\n", "models/m.bin": b"\x00" * 64, "training-code/train.py": b"pass\n"}
 # Known gap: between CreateBucket and PutBucketTagging the bucket exists without ownership tags, so a rerun sees a

@@ -7,112 +7,25 @@ in-process (pipx's style) and count every AWS request the tool makes, so "no wri
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-import plexus_infra.core.aws
-import plexus_infra.engine
-from plexus_infra.cli import main
-from tests.helpers import ROOT, run_cli
-
-DEV_BUCKET = "plexus-development-training"
-DEV_ROLE = "plexus-development-sagemaker-training"
-STAGING_BUCKET = "plexus-staging-training"
-STAGING_ROLE = "plexus-staging-sagemaker-training"
-WRITE_PREFIXES = plexus_infra.core.aws.WRITE_PREFIXES
-LOCK_PREFIX = "/plexus-infra/locks/"
-
-
-# --- fixtures ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    operation: str  # e.g. "s3:PutBucketVersioning"
-    target: str  # the bucket, role or parameter it names
-
-    @property
-    def is_write(self) -> bool:
-        return self.operation.split(":", 1)[1].startswith(WRITE_PREFIXES)
-
-    @property
-    def is_lock(self) -> bool:
-        """The environment lock (an SSM parameter under /plexus-infra/locks/) is bookkeeping, not a resource write."""
-        return self.target.startswith(LOCK_PREFIX)
-
-
-class Recorder:
-    """Every AWS request made by the tool's own clients during a test."""
-
-    def __init__(self) -> None:
-        self.requests: list[Request] = []
-
-    def clear(self) -> None:
-        self.requests.clear()
-
-    @property
-    def operations(self) -> set[str]:
-        return {r.operation for r in self.requests}
-
-    @property
-    def writes(self) -> list[Request]:
-        """Writes to managed resources (the environment lock excluded)."""
-        return [r for r in self.requests if r.is_write and not r.is_lock]
-
-    @property
-    def write_operations(self) -> set[str]:
-        return {r.operation for r in self.writes}
-
-
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    """Swap in a Clients subclass that records each request's operation and target."""
-    recorder = Recorder()
-    base = plexus_infra.core.aws.Clients
-
-    class RecordingClients(base):  # type: ignore[misc, valid-type]
-        def _new_client(self, service: str) -> Any:
-            client = super()._new_client(service)
-            client.meta.events.register("provide-client-params", self._record)
-            return client
-
-        def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-            target = params.get("Bucket") or params.get("RoleName") or params.get("Name") or params.get("Names") or ""
-            operation = f"{model.service_model.service_name}:{model.name}"
-            recorder.requests.append(Request(operation, ",".join(target) if isinstance(target, list) else target))
-
-    monkeypatch.setattr(plexus_infra.core.aws, "Clients", RecordingClients)
-    monkeypatch.setattr(plexus_infra.engine, "Clients", RecordingClients, raising=False)
-    return recorder
-
-
-@pytest.fixture
-def aws(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A clean sandbox, the repository as working directory (so --env NAME resolves) and boto3 clients for
-    the test's own out-of-band changes (not counted by the recorder)."""
-    monkeypatch.chdir(ROOT)
-    yield AwsClients(boto3.client("s3"), boto3.client("iam"), boto3.client("ssm"))
-
-
-@dataclass(frozen=True)
-class AwsClients:
-    s3: Any
-    iam: Any
-    ssm: Any
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run `plexus-infra ARGV` in-process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import (
+    DEV_BUCKET,
+    DEV_ROLE,
+    LOCK_PREFIX,
+    ROOT,
+    STAGING_BUCKET,
+    STAGING_ROLE,
+    AwsClients,
+    Recorder,
+    cli,
+    known_plan,
+    run_cli,
+)
 
 
 def bucket_exists(s3: Any, name: str) -> bool:
@@ -279,7 +192,6 @@ def test_adoption_refusal_names_each_foreign_resource_in_agreement_with_the_coun
     from plexus_infra.core.errors import GuardError
     from plexus_infra.engine import check_adoption
     from plexus_infra.plan import Change
-    from tests.test_render_plan import known_plan
 
     def foreign(address: str) -> Change:
         return Change(address, ("update",), {"tags": {}}, {"tags": {"a": "b"}}, ("tags",), "foreign", foreign=True)

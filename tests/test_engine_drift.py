@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 # `aws` and `recorder` are fixtures shared with the CLI tests.
-from tests.test_engine_cli import DEV_BUCKET, DEV_ROLE, AwsClients, Recorder, aws, cli, recorder  # noqa: F401
+from tests.helpers import DEV_BUCKET, DEV_ROLE, AwsClients, Recorder, cli
 
 B, R = DEV_BUCKET, DEV_ROLE
 HAND_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
@@ -187,8 +187,8 @@ DRIFTS = {
 @pytest.mark.parametrize("name", sorted(DRIFTS))
 def test_drift_shows_in_plan_and_apply_repairs_only_it(
     name: str,
-    aws: AwsClients,  # noqa: F811
-    recorder: Recorder,  # noqa: F811
+    aws: AwsClients,
+    recorder: Recorder,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     drift = DRIFTS[name]

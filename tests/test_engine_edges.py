@@ -10,17 +10,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from plexus_infra.cli import main
 from plexus_infra.sandbox import Sandbox
-from tests.helpers import ROOT
+from tests.helpers import ROOT, cli
 
 ROLE = "plexus-development-sagemaker-training"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def development_with(tmp_path: Path, extra: str) -> str:

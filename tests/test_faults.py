@@ -11,36 +11,18 @@ from pathlib import Path
 import boto3
 import pytest
 
-from plexus_infra.cli import main
-from plexus_infra.core.aws import Clients
-from plexus_infra.engine import connect, make_plan
-from plexus_infra.manifest.validate import load_environment
 from tests.faults import Answer, Injector, RandomFaults, StaleRead, installed, is_write
-from tests.helpers import ROOT
+from tests.helpers import DEV_BUCKET as BUCKET
+from tests.helpers import DEV_ROLE as ROLE
+from tests.helpers import DEVELOPMENT, pending
+from tests.helpers import cli as run
 
-DEVELOPMENT = ROOT / "environments" / "development.yaml"
-BUCKET = "plexus-development-training"
-ROLE = "plexus-development-sagemaker-training"
 INLINE_POLICY = "plexus-training-access"
 FAULT_RATE = 0.25
 SEEDS = (1, 2, 3)
 
 
 pytestmark = pytest.mark.usefixtures("sandbox", "fast_backoff")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """The real entry point in-process: exit code, stdout, stderr."""
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def pending(manifest: Path = DEVELOPMENT, operation: str = "apply") -> list[str]:
-    """Addresses a fresh, fault-free plan would still change."""
-    env = load_environment(str(manifest))
-    plan, _ = make_plan(connect(env, Clients(env.region)), operation)
-    return [change.address for change in plan.pending]
 
 
 def assert_development_live() -> None:

@@ -8,17 +8,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from plexus_infra.cli import main
 from plexus_infra.sandbox import Sandbox
-from tests.helpers import ROOT
+from tests.helpers import ROOT, cli
 
 STAGING_BUCKET = "plexus-staging-training"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def manifest(tmp_path: Path, name: str, text: str) -> str:

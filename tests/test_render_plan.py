@@ -9,85 +9,14 @@ from plexus_infra.plan import (
     FORMAT_VERSION,
     Call,
     Change,
-    Plan,
     noop,
     summary_line,
 )
 from plexus_infra.render import plan_text
-from plexus_infra.resources.bucket_policy import tls_only_statement
 from plexus_infra.saved_plan import read_saved_plan, saved_plan_document, stale_reasons
-
-BUCKET = "plexus-staging-training"
-ROLE = "plexus-staging-sagemaker-training"
-TLS = {"Version": "2012-10-17", "Statement": [tls_only_statement(f"arn:aws:s3:::{BUCKET}")]}
-BY_HAND = {
-    "Sid": "ByHand",
-    "Effect": "Allow",
-    "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
-    "Action": "s3:GetObject",
-    "Resource": f"arn:aws:s3:::{BUCKET}/*",
-}
-
-
-def known_plan(
-    operation: str = "apply", changes: tuple[Change, ...] | None = None, notes: tuple[str, ...] = ()
-) -> Plan:
-    """A staging plan with one change of each shape: scalar, policy document, list, nested create, no-op."""
-    if changes is None:
-        changes = (
-            Change(
-                f"s3_bucket_versioning.{BUCKET}",
-                ("update",),
-                {"status": "Suspended"},
-                {"status": "Enabled"},
-                ("status",),
-                "differs from the manifest",
-            ),
-            noop(f"s3_bucket_encryption.{BUCKET}", {"algorithm": "AES256"}, "default encryption already as declared"),
-            Change(
-                f"s3_bucket_policy.{BUCKET}",
-                ("update",),
-                {"policy": {**TLS, "Statement": [*TLS["Statement"], BY_HAND]}},
-                {"policy": TLS},
-                ("policy",),
-                "differs from the manifest",
-            ),
-            Change(
-                f"iam_role_policy_attachments.{ROLE}",
-                ("update",),
-                {"managed_policy_arns": ["arn:aws:iam::aws:policy/AdministratorAccess"]},
-                {"managed_policy_arns": []},
-                ("managed_policy_arns",),
-                "differs from the manifest",
-            ),
-            Change(
-                "ssm_outputs.staging",
-                ("create",),
-                None,
-                {
-                    "/plexus/staging/training-bucket-name": {
-                        "value": BUCKET,
-                        "type": "String",
-                        "tags": {"project": "plexus"},
-                    }
-                },
-                ("/plexus/staging/training-bucket-name",),
-                "does not exist",
-            ),
-        )
-    return Plan(
-        environment="staging",
-        manifest="environments/staging.yaml",
-        manifest_digest="m" * 64,
-        account="123456789012",
-        region="us-east-1",
-        operation=operation,
-        changes=changes,
-        observed_digest="o" * 64,
-        resource_digests=tuple((c.address, "d" * 64) for c in changes),
-        notes=notes,
-    )
-
+from tests.helpers import STAGING_BUCKET as BUCKET
+from tests.helpers import STAGING_ROLE as ROLE
+from tests.helpers import known_plan
 
 EXPECTED_TEXT = """\
 Plan for staging (environments/staging.yaml), account 123456789012, us-east-1

@@ -11,7 +11,7 @@ from plexus_infra.core.errors import ApplyError
 from plexus_infra.engine import run_change
 from plexus_infra.plan import DELETE, Change
 from plexus_infra.resources.bucket import S3Bucket
-from tests.test_resources_fixtures import resource_for
+from tests.helpers import resource_for
 
 
 class FakeS3:

@@ -20,26 +20,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from plexus_infra.core.aws import Identity
 from plexus_infra.core.errors import GuardError
 from plexus_infra.engine import RESOURCE_KINDS
-from plexus_infra.manifest.model import environment_from_data
-from plexus_infra.resources.base import Context, Resource
+from tests.helpers import FIXTURES, resource_for
 
-FIXTURES = Path(__file__).parent / "resources"
 KINDS = {kind.kind: kind for kind in RESOURCE_KINDS}
-IDENTITY = Identity("123456789012", "arn:aws:iam::123456789012:user/fixture", "aws")
-
-
-def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`overrides` on top of `base`, mappings merged key by key; neither input is modified."""
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 class RecordedService:
@@ -72,13 +57,6 @@ class RecordedClients:
     def __init__(self, recorded: dict[str, Any]):
         self.calls: list[str] = []
         self.s3 = self.iam = self.ssm = RecordedService(recorded, self.calls)
-
-
-def resource_for(case: dict[str, Any], kind: str) -> Resource:
-    base = json.loads((FIXTURES / "manifest.json").read_text(encoding="utf-8"))
-    data = deep_merge(base, case.get("manifest", {}))
-    env = environment_from_data(data, source="tests/resources/manifest.json", digest="fixture")
-    return KINDS[kind](Context(env, IDENTITY))
 
 
 def fixture_files() -> list[Any]:

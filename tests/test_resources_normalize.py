@@ -227,9 +227,3 @@ def test_compare_without_live_state_creates_every_attribute() -> None:
 
 def test_compare_ignores_live_attributes_the_manifest_does_not_manage() -> None:
     assert compare("k.n", {"a": 1, "server_only": "x"}, {"a": 1}, noop_reason="same").is_noop
-
-
-def test_compare_marks_a_foreign_resource_even_without_differences() -> None:
-    change = compare("k.n", {"a": 1}, {"a": 1}, noop_reason="same", foreign=True)
-    assert change.actions == ("update",)
-    assert change.foreign
