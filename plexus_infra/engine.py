@@ -12,12 +12,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from plexus_infra import lock
-from plexus_infra.core.aws import Clients, Identity, call, until_consistent, wait_for
+from plexus_infra.core.aws import (
+    EVENTUALLY_CONSISTENT,
+    IN_PROGRESS,
+    Clients,
+    Identity,
+    call,
+    error_code,
+    until_consistent,
+    wait_for,
+)
 from plexus_infra.core.errors import ApplyError, GuardError, PlexusError
 from plexus_infra.lock import LockInfo
 from plexus_infra.manifest.model import Environment
 from plexus_infra.plan import Call, Change, Plan, digest
-from plexus_infra.resources.base import Context, Progress, Resource
+from plexus_infra.resources.base import NO_EVIDENCE, Context, Evidence, Progress, Resource
 from plexus_infra.resources.bucket import (
     S3Bucket,
     S3BucketEncryption,
@@ -31,8 +40,10 @@ from plexus_infra.resources.outputs import SsmOutputs
 from plexus_infra.resources.role import IamRole, IamRoleInlinePolicies, IamRolePolicyAttachments
 from plexus_infra.saved_plan import SavedPlan, refuse_if_stale, refuse_wrong_operation
 
-# Dependency order for apply; destroy walks it backwards.
+# Dependency order for apply; destroy walks it backwards. The outputs come first: they vouch for the bucket
+# and the role from before either is made (resources/outputs.py), and are the last thing destroy removes.
 RESOURCE_KINDS: tuple[type[Resource], ...] = (
+    SsmOutputs,
     S3Bucket,
     S3BucketVersioning,
     S3BucketEncryption,
@@ -43,7 +54,6 @@ RESOURCE_KINDS: tuple[type[Resource], ...] = (
     IamRole,
     IamRoleInlinePolicies,
     IamRolePolicyAttachments,
-    SsmOutputs,
 )
 
 VERIFY_ATTEMPTS = 6
@@ -118,10 +128,11 @@ def observe_all(session: Session) -> dict[str, Any]:
 def make_plan(session: Session, operation: str = "apply") -> tuple[Plan, dict[str, Any]]:
     """Read live state and compute the changes for `apply` or `destroy`; nothing is written."""
     observed = observe_all(session)
+    evidence = evidence_of(session, observed)
     if operation == "destroy":
-        pairs = [(r, r.destroy(observed[r.address])) for r in reversed(session.resources)]
+        pairs = [(r, r.destroy(observed[r.address], evidence)) for r in reversed(session.resources)]
     else:
-        pairs = [(r, r.diff(observed[r.address])) for r in session.resources]
+        pairs = [(r, r.diff(observed[r.address], evidence)) for r in session.resources]
     notes = [note for resource, change in pairs if (note := resource.note(change))]
     env = session.env
     plan = Plan(
@@ -137,6 +148,12 @@ def make_plan(session: Session, operation: str = "apply") -> tuple[Plan, dict[st
         notes=tuple(notes),
     )
     return plan, observed
+
+
+def evidence_of(session: Session, observed: dict[str, Any]) -> Evidence:
+    """What this environment's published outputs vouch for (resources.base.Evidence)."""
+    outputs = next(r for r in session.resources if isinstance(r, SsmOutputs))
+    return outputs.evidence(observed[outputs.address])
 
 
 def check_adoption(plan: Plan, adopt: bool) -> None:
@@ -158,6 +175,7 @@ def execute(
     session: Session,
     plan: Plan,
     *,
+    evidence: Evidence = NO_EVIDENCE,
     adopt: bool = False,
     on_step: Step | None = None,
     progress: Progress | None = None,
@@ -167,19 +185,26 @@ def execute(
     for change in plan.pending:
         if on_step:
             on_step(change)
-        run_change(session.clients, resources[change.address], change, adopt=adopt, progress=progress)
+        resource = resources[change.address]
+        run_change(session.clients, resource, change, evidence=evidence, adopt=adopt, progress=progress)
     verify(session, plan)
 
 
 def run_change(
-    clients: Clients, resource: Resource, change: Change, *, adopt: bool = False, progress: Progress | None = None
+    clients: Clients,
+    resource: Resource,
+    change: Change,
+    *,
+    evidence: Evidence = NO_EVIDENCE,
+    adopt: bool = False,
+    progress: Progress | None = None,
 ) -> None:
     """Send exactly the change's calls. A call that finds its target made meanwhile (`Call.conflict`) ends
     them: the resource is read and planned again, and that plan runs instead (once; a foreign find needs
     --adopt, as at plan time)."""
     if _send_all(clients, resource, change.calls, progress):
         return
-    fresh = resource.diff(resource.observe(clients))
+    fresh = resource.diff(resource.observe(clients), evidence)
     if fresh.foreign and not adopt:
         raise GuardError(
             f"{fresh.address} was created by someone else while this run applied; it carries no plexus-infra "
@@ -224,12 +249,24 @@ def send(clients: Clients, request: Call) -> Any:
             method, request.resource, absent=(*request.absent, *request.conflict), error=ApplyError, **request.params
         )
 
-    answer = until_consistent(attempt) if request.consistent else attempt()
+    try:
+        answer = until_consistent(attempt, codes=retried(request))
+    except ApplyError as exc:
+        if request.fallback is None or error_code(exc.__cause__) not in request.fallback_on:
+            raise
+        return send(clients, request.fallback)
     if answer is None and request.conflict:
         return CONFLICT
     if request.wait:
         wait_for(client, request.wait, request.resource, **_waiter_params(client, request))
     return answer
+
+
+def retried(request: Call) -> tuple[str, ...]:
+    """The codes a call is sent again on, with backoff: another change to the same thing in progress (botocore's
+    standard retry mode leaves IAM's ConcurrentModification and SSM's TooManyUpdates alone), and, for calls
+    that follow a write, AWS not having caught up with it yet."""
+    return (*IN_PROGRESS, *(EVENTUALLY_CONSISTENT if request.consistent else ()))
 
 
 def _waiter_params(client: Any, request: Call) -> dict[str, Any]:
@@ -333,7 +370,7 @@ def converge(
     if confirm is not None:
         confirm(plan)  # before the lock: a refusal or a slow answer never holds it
     with lock.held(session.clients, session.env, operation, timeout=lock_timeout, on_wait=hooks.waiting):
-        fresh, _ = make_plan(session, operation)
+        fresh, observed = make_plan(session, operation)
         if saved is not None:
             refuse_if_stale(saved, fresh)
         elif fresh.observed_digest != plan.observed_digest:
@@ -343,5 +380,6 @@ def converge(
             check_adoption(fresh, adopt)
             if confirm is not None:
                 confirm(fresh)  # what was approved is not what would run any more
-        execute(session, fresh, adopt=adopt, on_step=hooks.on_step, progress=hooks.progress)
+        evidence = evidence_of(session, observed)
+        execute(session, fresh, evidence=evidence, adopt=adopt, on_step=hooks.on_step, progress=hooks.progress)
     return Outcome(fresh, applied=True)

@@ -34,6 +34,8 @@ class Call:
     + wait: a botocore waiter run after the request, with `params`' names it needs (`bucket_exists`)
     + each: set when the request repeats over what exists at apply time (`object version`): the resource
       lists those then and sends one request per batch (`Resource.expand`)
+    + fallback: sent instead when AWS answers with one of `fallback_on` (a bucket born tagged where S3 takes
+      no tags at creation)
     """
 
     service: str
@@ -45,6 +47,8 @@ class Call:
     consistent: bool = False
     wait: str | None = None
     each: str | None = None
+    fallback: Call | None = None
+    fallback_on: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -55,6 +59,8 @@ class Call:
         document: dict[str, Any] = {"action": self.label, "params": self.params}
         if self.each:
             document["for_each"] = self.each
+        if self.fallback:
+            document["otherwise"] = self.fallback.to_json()
         return document
 
 

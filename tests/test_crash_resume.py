@@ -21,10 +21,8 @@ from tests.helpers import DEVELOPMENT, pending, run_cli
 from tests.helpers import cli as run
 
 OBJECTS = {"training-data/a.csv": b"a,b\n1,2\n", "models/m.bin": b"\x00" * 64, "training-code/train.py": b"pass\n"}
-# Known gap: between CreateBucket and PutBucketTagging the bucket exists without ownership tags, so a rerun sees a
-# foreign bucket and refuses without --adopt (nothing written). CreateBucketConfiguration.Tags would make creation
-# and ownership one call, as CreateRole and PutParameter already are, but moto 5.2 rejects it (InvalidBucketName).
-UNTAGGED_WINDOW = "s3:PutBucketTagging"
+# Between CreateBucket and PutBucketTagging a bucket in moto has no tags (moto ignores CreateBucketConfiguration.Tags,
+# which real S3 applies): the outputs, published first, vouch for it, so a plain rerun resumes.
 LOCK = "/plexus-infra/locks/development"
 LOCK_RELEASE = "ssm:DeleteParameter"
 PARAMETERS = [
@@ -78,9 +76,6 @@ def crash_then_rerun(
     capsys.readouterr()
     code, out, err = run(capsys, *argv)
     lost = injector.writes[k - 1]
-    if lost == UNTAGGED_WINDOW:
-        assert code == 1 and "without plexus-infra ownership tags; rerun with --adopt" in err, err
-        code, out, err = run(capsys, *argv, "--adopt")
     assert code == 0, f"rerun after a crash before write {k} ({lost}): {err or out}"
     return lost
 

@@ -51,6 +51,9 @@ CONNECTION_HINTS = {
 
 # Codes AWS returns while a just-written resource propagates; retried by `until_consistent`.
 EVENTUALLY_CONSISTENT = ("NoSuchBucket", "NoSuchEntity", "OperationAborted")
+# Another change to the same resource is in progress: worth sending again after a pause. botocore's standard
+# retry mode retries neither (they are not throttling codes; botocore/retries/standard.py).
+IN_PROGRESS = ("ConcurrentModification", "TooManyUpdates", "OperationAborted")
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -19,3 +19,23 @@ def tags_to_set(live: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:
     Example: tags_to_set({"a": "1", "b": "2"}, {"a": "1", "b": "3"}) == {"b": "3"}
     """
     return {key: value for key, value in wanted.items() if live.get(key) != value}
+
+
+SYSTEM_TAG_PREFIX = "aws:"
+
+
+def is_system_tag(key: str) -> bool:
+    """Keys starting with `aws:` belong to AWS (CloudFormation writes `aws:cloudformation:stack-name`, `-id` and
+    `logical-id` on what it creates): nobody may add, change or remove them, so they are never diffed, shown as
+    changes or removed. https://docs.aws.amazon.com/tag-editor/latest/userguide/best-practices-and-strats.html"""
+    return key.startswith(SYSTEM_TAG_PREFIX)
+
+
+def split_system_tags(tags: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(the tags a user manages, AWS's own `aws:` tags).
+
+    Example: split_system_tags({"a": "1", "aws:cloudformation:stack-name": "s"}) == ({"a": "1"}, {...: "s"})
+    """
+    user = {key: value for key, value in tags.items() if not is_system_tag(key)}
+    system = {key: value for key, value in tags.items() if is_system_tag(key)}
+    return user, system

@@ -36,18 +36,38 @@ def owned_by(tags: dict[str, str] | None, env: Environment) -> bool:
     return tags.get(MANAGED_BY_TAG) == MANAGED_BY and tags.get(ENVIRONMENT_TAG) == env.name
 
 
-def claim(change: Change, tags: dict[str, str] | None, env: Environment, desired: dict[str, Any]) -> Change:
-    """Ownership decides what a diff may do. Ours: the change as it is. Nobody's (no plexus-infra tags): a
-    foreign change, which apply makes only with --adopt. Another plexus-infra environment's: refused outright,
-    because adopting it would move its removal guard and let this environment's destroy delete it."""
+@dataclass(frozen=True)
+class Evidence:
+    """What this environment's own published outputs (SSM parameters carrying its ownership tags) name: the
+    bucket and the role an apply or adopt of this environment took. Anyone with tagging rights can edit a
+    bucket's or role's tags; the outputs still say whose they are, so a tag edit never makes them foreign.
+
+    + published: the outputs' values (bucket name, bucket ARN, role ARN)
+    """
+
+    published: frozenset[str] = frozenset()
+
+
+NO_EVIDENCE = Evidence()
+
+
+def claim(
+    change: Change, tags: dict[str, str] | None, env: Environment, desired: dict[str, Any], *, vouched: bool = False
+) -> Change:
+    """Ownership decides what a diff may do. Ours (by its tags, or `vouched` for by this environment's outputs
+    after its tags were edited): the change as it is, which puts the tags back. Another plexus-infra
+    environment's: refused outright, because adopting it would move its removal guard and let this environment's
+    destroy delete it. Nobody's (no plexus-infra tags): a foreign change, which apply makes only with --adopt."""
     if tags is None or owned_by(tags, env):
         return change
-    if tags.get(MANAGED_BY_TAG) == MANAGED_BY:
+    if tags.get(MANAGED_BY_TAG) == MANAGED_BY and tags.get(ENVIRONMENT_TAG) != env.name:
         owner = tags.get(ENVIRONMENT_TAG, "(unnamed)")
         raise GuardError(
             f"{change.address} belongs to plexus-infra environment {owner!r}, not {env.name!r} ({env.source}); "
             "refusing to take it over, even with --adopt"
         )
+    if vouched:
+        return replace(change, reason=f"{change.reason}; ownership tags edited, but this environment's outputs name it")
     return replace(
         change,
         actions=UPDATE,
@@ -118,10 +138,14 @@ class Resource(ABC):
     def observe(self, clients: Clients) -> dict[str, Any] | None:
         """Read live state, normalized like `desired`; None when the resource does not exist."""
 
-    def diff(self, observed: dict[str, Any] | None) -> Change:
+    def diff(self, observed: dict[str, Any] | None, evidence: Evidence = NO_EVIDENCE) -> Change:
         """Pure: what it takes to go from `observed` to `desired`, with the calls that do it."""
-        change = self.compare(observed)
+        change = self.ownership(self.compare(observed), observed, evidence)
         return change if change.is_noop else replace(change, calls=tuple(self.calls(change)))
+
+    def ownership(self, change: Change, observed: dict[str, Any] | None, evidence: Evidence) -> Change:
+        """Pure: what ownership allows of `change`. A setting has no owner of its own: it goes with its parent."""
+        return change
 
     def compare(self, observed: dict[str, Any] | None) -> Change:
         """Pure: the attributes that differ (and whether the resource is ours), before any call is planned."""
@@ -131,7 +155,7 @@ class Resource(ABC):
     def calls(self, change: Change) -> Iterable[Call]:
         """Pure: the AWS calls that take live state from `change.before` to `change.after`."""
 
-    def destroy(self, observed: dict[str, Any] | None) -> Change:
+    def destroy(self, observed: dict[str, Any] | None, evidence: Evidence = NO_EVIDENCE) -> Change:
         """Pure: what `destroy` does here. A setting has no life of its own: it goes (or stays) with its parent."""
         return noop(self.address, observed, "goes or stays with its parent")
 
@@ -151,9 +175,28 @@ class Resource(ABC):
 class Removable(Resource):
     """A resource that `destroy` deletes on its own (bucket, role, outputs)."""
 
-    def destroy(self, observed: dict[str, Any] | None) -> Change:
+    def owned(self, observed: dict[str, Any] | None, evidence: Evidence = NO_EVIDENCE) -> bool:
+        """Whether destroy may remove it: this environment's by its tags, or by its outputs' word."""
+        return observed is not None and (owned_by(observed.get("tags"), self.ctx.env) or self.vouched(evidence))
+
+    def vouched(self, evidence: Evidence) -> bool:
+        """Whether this environment's published outputs name the resource (see Evidence)."""
+        return False
+
+
+class Tagged(Removable):
+    """A removable resource whose own tags (observed as `tags`, AWS's `aws:` tags apart as `system_tags`) say
+    whose it is: the bucket and the role."""
+
+    def ownership(self, change: Change, observed: dict[str, Any] | None, evidence: Evidence) -> Change:
+        tags = observed["tags"] if observed is not None else None
+        return claim(change, tags, self.ctx.env, self.desired(), vouched=self.vouched(evidence))
+
+    def destroy(self, observed: dict[str, Any] | None, evidence: Evidence = NO_EVIDENCE) -> Change:
         if observed is None:
             return noop(self.address, None, "already absent")
+        if not self.owned(observed, evidence):
+            return left_alone(self.address, observed)
         return Change(
             self.address, DELETE, observed, None, (), "removed by destroy", calls=tuple(self.removal(observed))
         )

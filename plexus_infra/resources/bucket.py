@@ -11,13 +11,15 @@ from typing import Any, ClassVar
 from plexus_infra import environments
 from plexus_infra.core.aws import Clients, call
 from plexus_infra.core.errors import ApplyError, GuardError
-from plexus_infra.core.tags import tag_dict, tag_list
+from plexus_infra.core.tags import split_system_tags, tag_dict, tag_list
 from plexus_infra.manifest.model import REMOVAL_POLICY_TAG
 from plexus_infra.plan import CREATE, DELETE, Call, Change, noop
-from plexus_infra.resources.base import Context, Removable, Resource, claim, left_alone, owned_by
+from plexus_infra.resources.base import NO_EVIDENCE, Context, Evidence, Resource, Tagged, left_alone
 
 BUCKET_ABSENT = ("404", "NoSuchBucket", "NotFound")
 DELETE_BATCH = 1000
+# What S3 answers a CreateBucket with tags where it takes none (or the credentials lack s3:TagResource).
+TAGS_AT_CREATION_REFUSED = ("AccessDenied", "InvalidRequest", "MalformedXML", "InvalidArgument", "NotImplemented")
 
 
 def bucket_arn(ctx: Context) -> str:
@@ -37,7 +39,7 @@ def _s3_call_options(operation: str) -> dict[str, Any]:
     return {"consistent": operation.startswith("Put")}
 
 
-class S3Bucket(Removable):
+class S3Bucket(Tagged):
     """The training bucket. Its tags carry ownership and the removal guard, so the guard lives on the
     bucket itself: a manifest edit from retain to destroy only counts once an apply has moved the tag."""
 
@@ -64,7 +66,8 @@ class S3Bucket(Removable):
             absent=("NoSuchTagSet", *BUCKET_ABSENT),
             Bucket=self.name,
         )
-        return {"region": region, "tags": tag_dict((tagging or {}).get("TagSet"))}
+        user, system = split_system_tags(tag_dict((tagging or {}).get("TagSet")))
+        return {"region": region, "tags": user, "system_tags": system}
 
     def compare(self, observed: dict[str, Any] | None) -> Change:
         if observed is not None and observed["region"] != self.ctx.env.region:
@@ -72,27 +75,48 @@ class S3Bucket(Removable):
                 f"bucket {self.name} is in {observed['region']} but {self.ctx.env.source} says "
                 f"{self.ctx.env.region}; S3 cannot move a bucket: change region or bucket.name"
             )
-        return claim(super().compare(observed), observed and observed["tags"], self.ctx.env, self.desired())
+        return super().compare(observed)
+
+    def vouched(self, evidence: Evidence) -> bool:
+        return self.name in evidence.published
 
     def calls(self, change: Change) -> Iterable[Call]:
+        tags = self.desired()["tags"]
         if change.actions == CREATE:
-            region = self.ctx.env.region
-            location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-            yield Call(
-                "s3",
-                "CreateBucket",
-                {"Bucket": self.name, **location},
-                f"bucket {self.name}",
-                conflict=("BucketAlreadyOwnedByYou",),  # made meanwhile (or by an interrupted run): plan again
-                wait="bucket_exists",
-            )
-        yield s3_call("PutBucketTagging", self.name, Tagging={"TagSet": tag_list(self.desired()["tags"])})
+            yield self._create(tags)
+        # PutBucketTagging replaces the whole set, and S3 refuses a set without the bucket's `aws:` tags
+        # ("InvalidTag: System Tags cannot be removed by requester"): they go along unchanged.
+        system = (change.before or {}).get("system_tags") or {}
+        yield s3_call("PutBucketTagging", self.name, Tagging={"TagSet": tag_list({**tags, **system})})
 
-    def destroy(self, observed: dict[str, Any] | None) -> Change:
+    def _create(self, tags: dict[str, str]) -> Call:
+        """CreateBucket, born with its tags (CreateBucketConfiguration.Tags, which needs s3:TagResource), so no
+        moment exists when it is untagged. Where S3 refuses tags at creation, or the credentials lack
+        s3:TagResource, it is created without and tagged by the PutBucketTagging that follows; this environment's
+        outputs, published before the bucket is made, vouch for it meanwhile (Evidence)."""
+        region = self.ctx.env.region
+        location = {} if region == "us-east-1" else {"LocationConstraint": region}
+        untagged = Call(
+            "s3",
+            "CreateBucket",
+            {"Bucket": self.name, **({"CreateBucketConfiguration": location} if location else {})},
+            f"bucket {self.name}",
+            conflict=("BucketAlreadyOwnedByYou",),  # made meanwhile (or by an interrupted run): plan again
+            wait="bucket_exists",
+        )
+        configuration = {**location, "Tags": tag_list(tags)}
+        return replace(
+            untagged,
+            params={"Bucket": self.name, "CreateBucketConfiguration": configuration},
+            fallback=untagged,
+            fallback_on=TAGS_AT_CREATION_REFUSED,
+        )
+
+    def destroy(self, observed: dict[str, Any] | None, evidence: Evidence = NO_EVIDENCE) -> Change:
         env = self.ctx.env
         if observed is None:
             return noop(self.address, None, "already absent")
-        if not owned_by(observed["tags"], env):
+        if not self.owned(observed, evidence):
             return left_alone(self.address, observed)
         if env.removal_policy != "destroy":
             return noop(self.address, observed, RETAINED_BY_MANIFEST)

@@ -1,5 +1,9 @@
-"""Published outputs: SSM String parameters that `plexus train` reads, each tagged with the seed's
-export name. One resource for the three, so one `GetParameters` reads them all."""
+"""Published outputs: SSM String parameters that `plexus train` reads, each tagged with the CloudFormation
+export name it replaces. One resource for the three, so one `GetParameters` reads them all.
+
+They are written first (before the bucket and the role exist: their values are derived names), so that from the
+first write on, this environment's outputs vouch for the bucket and role it is making (base.Evidence): a run
+killed between creating the bucket and tagging it resumes with a plain apply."""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ from typing import Any
 
 from plexus_infra import environments
 from plexus_infra.core.aws import Clients, call
-from plexus_infra.core.tags import tag_dict, tag_list
+from plexus_infra.core.tags import split_system_tags, tag_dict, tag_list
 from plexus_infra.manifest.model import ENVIRONMENT_TAG
 from plexus_infra.plan import DELETE, UPDATE, Call, Change
-from plexus_infra.resources.base import Removable, claim, owned_by, tag_calls
+from plexus_infra.resources.base import NO_EVIDENCE, Evidence, Removable, claim, owned_by, tag_calls
 from plexus_infra.resources.bucket import bucket_arn
 from plexus_infra.resources.role import role_arn
 
@@ -66,11 +70,10 @@ class SsmOutputs(Removable):
                 ResourceType="Parameter",
                 ResourceId=name,
             )
-            observed[name] = {
-                "value": parameter["Value"],
-                "type": parameter["Type"],
-                "tags": tag_dict((tags or {}).get("TagList")),
-            }
+            user, system = split_system_tags(tag_dict((tags or {}).get("TagList")))
+            observed[name] = {"value": parameter["Value"], "type": parameter["Type"], "tags": user}
+            if system:  # a parameter CloudFormation made; its `aws:` tags are never diffed nor removed
+                observed[name]["system_tags"] = system
         return observed
 
     def published(self, clients: Clients) -> list[str]:
@@ -126,9 +129,19 @@ class SsmOutputs(Removable):
     def _delete(names: list[str]) -> Call:
         return Call("ssm", "DeleteParameters", {"Names": names}, f"parameters {', '.join(names)}")
 
+    def evidence(self, observed: dict[str, Any] | None) -> Evidence:
+        """What the declared outputs that carry this environment's ownership tags name (see Evidence)."""
+        declared = {output.parameter_name for output in self.ctx.env.outputs}
+        return Evidence(
+            frozenset(
+                parameter["value"]
+                for name, parameter in (observed or {}).items()
+                if name in declared and owned_by(parameter["tags"], self.ctx.env)
+            )
+        )
+
     def compare(self, observed: dict[str, Any] | None) -> Change:
-        """Each existing parameter must be ours; one that is nobody's makes the change foreign (--adopt).
-        Ours under a name the manifest no longer declares is removed."""
+        """Ours under a name the manifest no longer declares is removed."""
         wanted = self.desired()
         stale = tuple(sorted(name for name in observed or {} if name not in wanted))
         change = super().compare(observed)
@@ -140,11 +153,15 @@ class SsmOutputs(Removable):
                 changed=(*change.changed, *stale),
                 reason="differs from the manifest",
             )
-        for parameter in (observed or {}).values():
-            change = claim(change, parameter["tags"], self.ctx.env, wanted)
         return change
 
-    def destroy(self, observed: dict[str, Any] | None) -> Change:
+    def ownership(self, change: Change, observed: dict[str, Any] | None, evidence: Evidence) -> Change:
+        """Each existing parameter must be ours; one that is nobody's makes the change foreign (--adopt)."""
+        for parameter in (observed or {}).values():
+            change = claim(change, parameter["tags"], self.ctx.env, self.desired())
+        return change
+
+    def destroy(self, observed: dict[str, Any] | None, evidence: Evidence = NO_EVIDENCE) -> Change:
         ours = {n: p for n, p in (observed or {}).items() if owned_by(p["tags"], self.ctx.env)}
         if not ours:
             return super().destroy(None)

@@ -11,20 +11,10 @@ from typing import Any, ClassVar
 from plexus_infra import environments
 from plexus_infra.core.aws import Clients, call
 from plexus_infra.core.errors import ObserveError
-from plexus_infra.core.tags import tag_dict, tag_list
+from plexus_infra.core.tags import split_system_tags, tag_dict, tag_list
 from plexus_infra.plan import CREATE, Call, Change, noop
 from plexus_infra.policy import canonical_json, policies_equal
-from plexus_infra.resources.base import (
-    Context,
-    Removable,
-    Resource,
-    claim,
-    left_alone,
-    live_policy,
-    owned_by,
-    tag_calls,
-    within_size,
-)
+from plexus_infra.resources.base import Context, Evidence, Resource, Tagged, live_policy, tag_calls, within_size
 from plexus_infra.resources.bucket import bucket_arn
 
 ROLE_ABSENT = ("NoSuchEntity",)
@@ -123,7 +113,7 @@ def iam_call(operation: str, role: str, **params: Any) -> Call:
     return Call("iam", operation, {"RoleName": role, **params}, resource, **options)
 
 
-class IamRole(Removable):
+class IamRole(Tagged):
     kind = "iam_role"
     noop_reason = "trust policy, description, session length and tags already as declared"
     equal: ClassVar = {"trust_policy": lambda live, wanted: live is not None and policies_equal(live, wanted)}
@@ -147,16 +137,18 @@ class IamRole(Removable):
         if answer is None:
             return None
         role = answer["Role"]
+        tags, system_tags = split_system_tags(tag_dict(role.get("Tags")))
         return {
             "trust_policy": live_policy(role["AssumeRolePolicyDocument"], f"role {self.name}"),
             "description": role.get("Description", ""),
             "max_session_duration": role.get("MaxSessionDuration", 3600),
             "permissions_boundary": (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
-            "tags": tag_dict(role.get("Tags")),
+            "tags": tags,
+            "system_tags": system_tags,
         }
 
-    def compare(self, observed: dict[str, Any] | None) -> Change:
-        return claim(super().compare(observed), observed and observed["tags"], self.ctx.env, self.desired())
+    def vouched(self, evidence: Evidence) -> bool:
+        return role_arn(self.ctx) in evidence.published
 
     def calls(self, change: Change) -> Iterable[Call]:
         wanted = self.desired()
@@ -202,11 +194,6 @@ class IamRole(Removable):
                 lambda keys: iam_call("UntagRole", self.name, TagKeys=keys),
                 lambda tags: iam_call("TagRole", self.name, Tags=tags),
             )
-
-    def destroy(self, observed: dict[str, Any] | None) -> Change:
-        if observed is not None and not owned_by(observed["tags"], self.ctx.env):
-            return left_alone(self.address, observed)
-        return super().destroy(observed)
 
     def removal(self, observed: dict[str, Any]) -> Iterable[Call]:
         """A role with policies or in instance profiles cannot be deleted (DeleteConflict): undo those first,
