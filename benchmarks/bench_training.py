@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from plexus_train.classifiers.config import TrainingConfig
-from plexus_train.classifiers.model import BERTClassifier, load_encoder
-from plexus_train.classifiers.split import stratified_split
-from plexus_train.classifiers.trainer import batches, train_classifier
+from plexus_train.container.config import TrainingConfig
+from plexus_train.container.model import BERTClassifier, load_encoder
+from plexus_train.container.split import stratified_split
+from plexus_train.container.trainer import batches, train_classifier
 from plexus_train.tinymodel import build_tiny_bert, csv_texts, vocabulary
 
 DATA = Path(__file__).resolve().parent.parent / "datasources" / "support_tickets.csv"

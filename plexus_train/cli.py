@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from plexus_infra.core.exits import EXIT_OK, ArgumentParser, run_command
+from plexus_infra.core.exits import EXIT_CHANGES, EXIT_OK, ArgumentParser, run_command
 from plexus_train import __version__
+
+if TYPE_CHECKING:
+    from plexus_infra.core.aws import Clients
+    from plexus_infra.environments import Target, TrainingOutputs
+    from plexus_train.platforms.local import LocalPlatform
+    from plexus_train.platforms.sagemaker import SageMakerPlatform
+    from plexus_train.provision import Provisioner
+    from plexus_train.scorecards import Score
 
 
 def _add_score(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         _add_env(sub)
         if action == "endpoint":
             sub.add_argument("--model-s3-uri", metavar="URI", help="serve this model.tar.gz instead")
+            sub.add_argument("--plan", action="store_true", help="show what would change (+ ~ -), change nothing")
+            sub.add_argument("--json", action="store_true", help="with --plan: print the versioned JSON plan")
+            sub.add_argument(
+                "--detailed-exitcode",
+                action="store_true",
+                help="with --plan: exit 0 when nothing would change, 2 when something would",
+            )
 
     predict = commands.add_parser("predict", help="classify texts with a trained score")
     _add_score(predict)
@@ -80,50 +95,42 @@ def _positive(text: str) -> int:
     return value
 
 
-def _console() -> Any:
-    """The shared rich console, printing plain text: names, labels and paths are data, never markup."""
-    from plexus_infra.core.console import console
-
-    return console()
-
-
-def escape(text: Any) -> str:
-    from plexus_infra.core.console import escape as rich_escape
-
-    return rich_escape(text)
-
-
 class _Aws:
-    """One command's AWS: the environment's clients, made once, and its published outputs, read once and only
-    when a command needs them."""
+    """One command's AWS: the environment it targets, its clients, made once, and its published outputs, read
+    once and only when a command needs them."""
 
     def __init__(self, env_name: str | None):
         self.env_name = env_name
-        self._target: Any = None
-        self._clients: Any = None
-        self._outputs: Any = None
+        self._target: Target | None = None
+        self._clients: Clients | None = None
+        self._outputs: TrainingOutputs | None = None
 
     @property
-    def clients(self) -> Any:
-        if self._clients is None:
-            from plexus_infra.core.aws import Clients
+    def target(self) -> Target:
+        if self._target is None:
             from plexus_infra.environments import resolve_target
 
             self._target = resolve_target(self.env_name)
-            self._clients = Clients(self._target.region)
+        return self._target
+
+    @property
+    def clients(self) -> Clients:
+        if self._clients is None:
+            from plexus_infra.core.aws import Clients
+
+            self._clients = Clients(self.target.region)
         return self._clients
 
     @property
-    def outputs(self) -> Any:
+    def outputs(self) -> TrainingOutputs:
         if self._outputs is None:
             from plexus_infra.environments import training_outputs
 
-            clients = self.clients
-            self._outputs = training_outputs(clients.ssm, self._target)
+            self._outputs = training_outputs(self.clients.ssm, self.target)
         return self._outputs
 
 
-def _score(args: argparse.Namespace) -> Any:
+def _score(args: argparse.Namespace) -> Score:
     from plexus_train.scorecards import find_score
 
     return find_score(args.scorecard, args.score)
@@ -131,7 +138,8 @@ def _score(args: argparse.Namespace) -> Any:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from plexus_infra.core.errors import PlexusError
-    from plexus_train import datasources
+    from plexus_train import datasources, views
+    from plexus_train.locations import is_s3_uri
 
     score = _score(args).with_overrides(platform=args.platform, epochs=args.epochs, batch_size=args.batch_size)
     name = args.data or score.data
@@ -140,75 +148,73 @@ def _cmd_train(args: argparse.Namespace) -> int:
     source = datasources.resolve(name)
     score = datasources.with_columns(score, source)
     aws = _Aws(args.env)
-    s3 = aws.clients.s3 if source.location.startswith("s3://") else None
+    s3 = aws.clients.s3 if is_s3_uri(source.location) else None
     dataset = datasources.load(source, score.config.text_column, score.config.label_column, s3)
-    out = _console()
-    out.print(
-        escape(
-            f"{score.scorecard_name} / {score.name}: {len(dataset.texts)} examples from {dataset.source}, "
-            f"classes {dataset.class_counts()}, platform {score.training.platform}"
-        )
-    )
-    result = _platform(score, aws, out).train(score, dataset)
-    out.print(f"[green]✓[/] model: {escape(result.location)}")
+    views.print_training(score, dataset)
+    result = _platform(score, aws).train(score, dataset)
+    views.print_trained(result.location)
     return EXIT_OK
 
 
-def _platform(score: Any, aws: _Aws, out: Any) -> Any:
-    from plexus_train.progress import RichReporter, StatusReporter
+def _platform(score: Score, aws: _Aws) -> LocalPlatform | SageMakerPlatform:
+    from plexus_infra.core.console import console
+    from plexus_train.views import RichProgress, StatusLines
 
     if score.training.platform == "local":
         from plexus_train.platforms.local import LocalPlatform
 
-        return LocalPlatform(RichReporter(out))
+        return LocalPlatform(RichProgress(console()))
     from plexus_train.platforms.sagemaker import SageMakerPlatform
 
-    return SageMakerPlatform(aws.clients, aws.outputs, StatusReporter(out))
+    return SageMakerPlatform(aws.clients, aws.outputs, StatusLines(console()))
 
 
 def _cmd_provision(args: argparse.Namespace) -> int:
-    from plexus_train.progress import StatusReporter
+    from plexus_infra.core.console import console
+    from plexus_train import views
     from plexus_train.provision import Provisioner, endpoint_name
 
     score = _score(args)
     aws = _Aws(args.env)
-    out = _console()
-    provisioner = Provisioner(aws.clients, aws.outputs, StatusReporter(out))
+    provisioner = Provisioner(aws.clients, aws.outputs, views.StatusLines(console()), aws.target.name)
+    if args.action == "endpoint" and args.plan:
+        return _plan_endpoint(args, provisioner, score)
     if args.action == "endpoint":
-        result = provisioner.provision(score, args.model_s3_uri)
-        out.print(f"model: {escape(result.model)}")
-        for change in result.changes:
-            mark = "[red]-[/]" if change.startswith("deleted") else "[green]+[/]"
-            out.print(f"{mark} {escape(change)}")
-        for noop in result.noops:
-            out.print(f"  no-op: {noop}")
-        verdict = "updated" if result.changes else "no changes"
-        out.print(f"endpoint {result.endpoint_name}: InService ({verdict})")
+        views.print_provisioned(provisioner.provision(score, args.model_s3_uri))
     elif args.action == "status":
         endpoint = provisioner.status(score)
         if endpoint is None:
             from plexus_infra.core.errors import PlexusError
 
             raise PlexusError(f"no endpoint {endpoint_name(score)}; create it with plexus provision endpoint")
-        out.print(f"endpoint {endpoint['EndpointName']}: {endpoint['EndpointStatus']}")
-        out.print(f"  config {endpoint['EndpointConfigName']}")
-        for production in endpoint["ProductionVariants"]:
-            out.print(f"  variant {production['VariantName']}: model {production['ModelName']}")
+        views.print_endpoint(endpoint)
     else:
-        deleted = provisioner.delete(score)
-        for item in deleted:
-            out.print(f"[red]-[/] deleted {escape(item)}")
-        if not deleted:
-            out.print(f"no-op: no endpoint {endpoint_name(score)}")
+        views.print_deleted(provisioner.delete(score), endpoint_name(score))
     return EXIT_OK
+
+
+def _plan_endpoint(args: argparse.Namespace, provisioner: Provisioner, score: Score) -> int:
+    """`provision endpoint --plan`: reads only, then the plan as text or JSON."""
+    import json
+
+    from plexus_train import views
+    from plexus_train.provision import plan_document
+
+    source = provisioner.find(score, args.model_s3_uri)
+    plan = provisioner.plan(score, source)
+    if args.json:
+        print(json.dumps(plan_document(plan), indent=2))
+    else:
+        views.print_plan(plan, source)
+    return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from plexus_train import predict
-    from plexus_train.platforms.local import model_dir
+    from plexus_train import predict, views
+    from plexus_train.locations import model_dir
 
     score = _score(args)
     if args.text is not None:
@@ -223,23 +229,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        _print_predictions(rows)
+        views.print_predictions(rows)
     return EXIT_OK
-
-
-def _print_predictions(rows: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    table = Table("text", "value", "confidence")
-    for row in rows:
-        table.add_row(escape(row["text"]), escape(row["value"]), f"{row['confidence']:.3f}")
-    _console().print(table)
 
 
 COMMANDS = {"train": _cmd_train, "provision": _cmd_provision, "predict": _cmd_predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: parse, run one command, map every expected failure to one line and an exit code."""
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: COMMANDS[args.command](args), debug=args.debug)
+    """Entry point: parse, run one command, map every expected failure (the container code's too) to one line
+    and an exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "action", None) == "endpoint" and not args.plan and (args.json or args.detailed_exitcode):
+        parser.error("--json and --detailed-exitcode apply only with --plan")
+    from plexus_train.container.errors import ContainerError
+
+    return run_command(lambda: COMMANDS[args.command](args), debug=args.debug, expected=(ContainerError,))

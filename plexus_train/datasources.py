@@ -6,12 +6,17 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plexus_infra.core.errors import ManifestError, PlexusError
 from plexus_infra.core.yamldoc import load_yaml
-from plexus_train.dataset import DataError, Dataset, read_csv, to_dataset
+from plexus_train.container.dataset import Dataset, read_csv, to_dataset
+from plexus_train.container.errors import DataError
+from plexus_train.locations import is_s3_uri, split_s3_uri
 from plexus_train.schemas import check
+
+if TYPE_CHECKING:
+    from plexus_train.scorecards import Score
 
 DATASOURCES_DIR = Path("datasources")
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
@@ -38,7 +43,7 @@ def resolve(name: str, root: Path = DATASOURCES_DIR) -> DataSource:
         check(doc, "datasource")
         data = doc.data
         location = data["path"]
-        if not location.startswith("s3://"):
+        if not is_s3_uri(location):
             try:
                 location = str((named.parent / location).resolve())
             except (OSError, ValueError) as exc:  # a NUL byte, a loop of links
@@ -46,13 +51,13 @@ def resolve(name: str, root: Path = DATASOURCES_DIR) -> DataSource:
         return DataSource(
             location, data.get("format") or _format(location), data.get("text_column"), data.get("label_column")
         )
-    if Path(name).suffix.lower() in FORMATS or name.startswith("s3://"):
+    if Path(name).suffix.lower() in FORMATS or is_s3_uri(name):
         return DataSource(name, _format(name))
     known = ", ".join(sorted(p.stem for p in root.glob("*.yaml"))) if root.is_dir() else "none"
     raise PlexusError(f"no data source {name!r}: not {named}, nor a .csv/.parquet path (known: {known or 'none'})")
 
 
-def columns(score: Any, source: DataSource | None) -> tuple[str, str]:
+def columns(score: Score, source: DataSource | None) -> tuple[str, str]:
     """The (text, label) columns a score reads: the score's own, else its data source's, else the defaults
     (`text`, `label`). The one rule both `plexus train` and `plexus predict --file` use."""
     text = score.text_column or (source and source.text_column) or score.config.text_column
@@ -60,7 +65,7 @@ def columns(score: Any, source: DataSource | None) -> tuple[str, str]:
     return text, label
 
 
-def with_columns(score: Any, source: DataSource | None) -> Any:
+def with_columns(score: Score, source: DataSource | None) -> Score:
     """`score` with `columns(score, source)` written into its training config (what the model records)."""
     text, label = columns(score, source)
     return replace(score, config=replace(score.config, text_column=text, label_column=label))
@@ -84,11 +89,11 @@ def load(source: DataSource, text_column: str, label_column: str, s3: Any = None
 
 
 def _read_bytes(location: str, s3: Any) -> bytes:
-    if location.startswith("s3://"):
+    if is_s3_uri(location):
         from plexus_infra.core.aws import call
         from plexus_infra.core.errors import AwsError
 
-        bucket, _, key = location[len("s3://") :].partition("/")
+        bucket, key = split_s3_uri(location)
         answer = call(s3.get_object, location, error=AwsError, Bucket=bucket, Key=key)
         return answer["Body"].read()
     path = Path(location)

@@ -1,70 +1,15 @@
-"""The code that ships to SageMaker: the *same* plexus_train package, plus the one shim script SageMaker runs.
-
-Training jobs get `sourcedir.tar.gz` (entry `train.py`); model archives get `code/` (entry `inference.py`).
-Both carry `requirements.txt`, which the framework containers install first. Tarballs are byte-for-byte
-reproducible (sorted names, zero mtimes) so their hashes only change when their content does.
+"""Reproducible tarballs: sourcedir.tar.gz for training jobs and model.tar.gz for endpoints (what goes into
+their code is `container.bundle`'s business). Same content, same bytes: sorted names, zero mtimes and owners, no
+gzip timestamp, so a tarball's hash changes only when its content does; `tree_digest` tells that without
+writing one.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import shutil
 import tarfile
-from importlib import metadata
 from pathlib import Path
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-CONTAINER_DIR = PACKAGE_DIR / "container"
-TRAINING_ENTRY = "train.py"
-INFERENCE_ENTRY = "inference.py"
-REQUIREMENTS = "requirements.txt"
-# plexus_infra contributes only its error types, which plexus_train raises everywhere.
-SHARED_MODULES = ("__init__.py", "core/__init__.py", "core/errors.py")
-
-
-def code_files(entry: str) -> dict[str, Path]:
-    """Archive name → source file for a code bundle whose entry script is `entry`."""
-    import plexus_infra
-
-    files = {entry: CONTAINER_DIR / entry, REQUIREMENTS: CONTAINER_DIR / REQUIREMENTS}
-    for path in sorted(PACKAGE_DIR.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".json", ".txt"):
-            files[f"plexus_train/{path.relative_to(PACKAGE_DIR).as_posix()}"] = path
-    infra = Path(plexus_infra.__file__).resolve().parent
-    for name in SHARED_MODULES:
-        files[f"plexus_infra/{name}"] = infra / name
-    return files
-
-
-def requirements(installed: str | None = None) -> str:
-    """requirements.txt for the framework containers: transformers pinned to the major version installed here
-    (the one that trains and saves the artifacts), else to the one this code is written for. The container's
-    own torch is kept: it is never listed.
-
-    Example: `requirements("5.1.0").splitlines()[0] == "transformers>=5,<6"`
-    """
-    if installed is None:
-        try:
-            installed = metadata.version("transformers")
-        except metadata.PackageNotFoundError:
-            installed = None
-    lines = (CONTAINER_DIR / REQUIREMENTS).read_text(encoding="utf-8").splitlines()
-    if installed:
-        major = int(installed.split(".")[0])
-        lines = [f"transformers>={major},<{major + 1}" if line.startswith("transformers") else line for line in lines]
-    return "\n".join(lines) + "\n"
-
-
-def copy_code(destination: Path, entry: str) -> None:
-    """Write the code bundle into `destination` (created if needed)."""
-    for name, source in code_files(entry).items():
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if name == REQUIREMENTS:
-            target.write_text(requirements(), encoding="utf-8")
-        else:
-            shutil.copyfile(source, target)
 
 
 def write_tarball(source: Path, target: Path) -> Path:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plexus_infra.core.aws import call
 from plexus_infra.core.errors import PlexusError
-from plexus_train.dataset import read_csv, shown_rows
+from plexus_train.container.dataset import read_csv, shown_rows
+
+if TYPE_CHECKING:
+    from plexus_train.scorecards import Score
 
 
-def text_column(score: Any, model_dir: Path) -> str:
+def text_column(score: Score, model_dir: Path) -> str:
     """The column `predict --file` reads: the one the model was trained on (its config.json), else the one
     training would read now (`datasources.columns`: the score's, else its data source's, else `text`)."""
     from plexus_train import datasources
@@ -65,7 +68,7 @@ def _blank(text: str) -> str:
 
 def predict_local(model_dir: Path, texts: list[str]) -> list[dict[str, Any]]:
     """Classify with the local artifacts via model_fn/input_fn/predict_fn, one request per text."""
-    from plexus_train import inference
+    from plexus_train.container import inference
 
     model = inference.model_fn(str(model_dir))
     answers = []

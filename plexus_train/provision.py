@@ -1,32 +1,37 @@
-"""SageMaker endpoints for a score: model → endpoint config → endpoint, idempotently.
+"""SageMaker endpoints for a score: model → endpoint config → endpoint, on plexus_infra's plan contract.
 
 Each resource is named by a hash of its content, so "same model and settings" means "same names" and a rerun
 changes nothing; a new model (or new sizing) gives a new model and config, and the endpoint is updated to it;
-once it serves the new config, the previous config and model are deleted. Reads first, then the writes that
-differ, then a wait for InService. Names: `{stem}` for the endpoint, `{stem}-m{hash}` for models and
-`{stem}-c{hash}` for configs (`names.name_stem`), so `delete` finds every one this tool made for a score.
+once it serves the new config, the previous config and model are deleted. Names: `{stem}` for the endpoint,
+`{stem}-m{hash}` for models and `{stem}-c{hash}` for configs (`names.name_stem`), so `delete` finds every one
+this tool made for a score.
+
+`Provisioner.plan` only reads (the model, the config, the endpoint and the config it serves now) and answers a
+`plexus_infra.plan.Plan` whose changes carry the SageMaker calls they need (`diff` is pure); `apply` sends exactly
+those calls, waits for InService, and only then sends the deletes of what the endpoint no longer serves. Which
+model is served, and uploading it, is `model_source`'s business.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.core.aws import call, upload_file
+from plexus_infra.core.aws import Clients, call
 from plexus_infra.core.errors import ApplyError, PlexusError
 from plexus_infra.environments import TrainingOutputs
+from plexus_infra.plan import CREATE, DELETE, UPDATE, Call, Change, Plan, digest, noop
 from plexus_train.images import image_uri
+from plexus_train.locations import MODELS_DIR
+from plexus_train.model_source import S3_OBJECT, ModelSource, find_model, upload, upload_changes
 from plexus_train.names import content_hash, name_stem, sagemaker_name
-from plexus_train.packaging import write_tarball
-from plexus_train.platforms.local import MODELS_DIR, model_dir
-from plexus_train.platforms.sagemaker import model_key, split_s3_uri
 from plexus_train.scorecards import Score
-from plexus_train.waiting import Waiter, wait
+from plexus_train.waiting import StatusReporter, Waiter, wait
 
 VARIANT = "AllTraffic"
 ENDPOINT = Waiter(
@@ -37,6 +42,13 @@ ENDPOINT = Waiter(
     interval=15.0,
 )
 NOT_FOUND = ("ValidationException",)  # SageMaker's answer for an unknown model, config or endpoint
+TOOL = "plexus"  # the `tool` of a provisioning plan's JSON: plexus-infra refuses to apply it
+
+# The kinds of a provisioning plan's changes (`{kind}.{name}` addresses), and what people call them.
+MODEL_KIND, CONFIG_KIND, ENDPOINT_KIND = "sagemaker_model", "sagemaker_endpoint_config", "sagemaker_endpoint"
+NOUNS = {MODEL_KIND: "model", CONFIG_KIND: "endpoint config", ENDPOINT_KIND: "endpoint", S3_OBJECT: "model archive"}
+# Where a name follows an object not uploaded yet: its ETag, hence the hash, is known only after the upload.
+AFTER_UPLOAD = "(after upload)"
 
 
 @dataclass(frozen=True)
@@ -55,97 +67,10 @@ class EndpointSpec:
     def config_name(self) -> str:
         return self.config["EndpointConfigName"]
 
-
-@dataclass
-class ProvisionResult:
-    """+ changes: what was written, in order
-    + noops: what already matched, with why
-    """
-
-    endpoint_name: str
-    model: str = ""
-    changes: list[str] = field(default_factory=list)
-    noops: list[str] = field(default_factory=list)
-
-
-DIGEST_METADATA = "plexus-model-sha256"  # S3 user metadata: the tree_digest of the local artifacts uploaded
-UPLOAD_LOCAL, USE_BUCKET = "upload local", "use bucket"
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    """+ directory: the local artifacts, models/{sc}/{s}/
-    + digest: their `packaging.tree_digest` (equal digests, equal model.tar.gz)
-    + modified: the newest file's mtime (seconds since the epoch), i.e. when training wrote them
-    """
-
-    directory: Path
-    digest: str
-    modified: float
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """+ uri: the model.tar.gz the endpoint serves
-    + version: its S3 ETag (part of the model's name, so a new object gives a new model and config)
-    + origin: where it came from and why it was chosen, one line for people
-    """
-
-    uri: str
-    version: str
-    origin: str
-
-
-def choose_model(local: LocalModel | None, stored: dict[str, Any] | None) -> tuple[str, str]:
-    """Pure: (UPLOAD_LOCAL or USE_BUCKET, why) given the local artifacts (None when there are none) and the head_object
-    answer for the bucket's models/{sc}/{s}/model.tar.gz (None when absent; never both None).
-
-    An object this tool uploaded from local artifacts carries their digest (DIGEST_METADATA): a different
-    local digest means a retrain, so the new artifacts replace it. An object without one came from a SageMaker
-    job (`plexus train --platform sagemaker` copies it there): whichever was trained last is served.
-
-    Example: `choose_model(None, {"ETag": '"e"'}) == (USE_BUCKET, "no local artifacts")`
-    """
-    # No local model: serve the bucket's, whatever made it.
-    if local is None:
-        return USE_BUCKET, "no local artifacts"
-    # Local model and nothing in the bucket yet?
-    if stored is None:
-        return UPLOAD_LOCAL, "the bucket holds no model yet"
-    uploaded = (stored.get("Metadata") or {}).get(DIGEST_METADATA)
-    # The bucket holds exactly these artifacts?
-    if uploaded == local.digest:
-        return USE_BUCKET, f"the local artifacts, uploaded earlier (sha256 {local.digest[:12]})"
-    # The bucket holds earlier local artifacts: retrained since?
-    if uploaded is not None:
-        return (
-            UPLOAD_LOCAL,
-            f"the local artifacts changed since their upload (sha256 {uploaded[:12]} → {local.digest[:12]})",
-        )
-    # The bucket holds a SageMaker job's model: trained before or after the local one?
-    if local.modified > stored["LastModified"].timestamp():
-        return (
-            UPLOAD_LOCAL,
-            f"the local artifacts are newer than the bucket's model (a SageMaker job's, {_when(stored)})",
-        )
-    return USE_BUCKET, (
-        f"a SageMaker job's model ({_when(stored)}), newer than the local artifacts in {local.directory}/, "
-        "which are not used"
-    )
-
-
-def _when(stored: dict[str, Any]) -> str:
-    return f"stored {stored['LastModified'].strftime('%Y-%m-%d %H:%M:%S %Z').strip()}"
-
-
-def local_model(directory: Path) -> LocalModel | None:
-    """The local artifacts in `directory`, or None when training has not written them (no config.json)."""
-    from plexus_train.packaging import packaged_files, tree_digest
-
-    if not (directory / "config.json").is_file():
-        return None
-    modified = max(path.stat().st_mtime for path in packaged_files(directory))
-    return LocalModel(directory, tree_digest(directory), modified)
+    @property
+    def known(self) -> bool:
+        """Whether the names are real: False while the model they serve waits for its upload."""
+        return AFTER_UPLOAD not in self.model_name
 
 
 def endpoint_name(score: Score) -> str:
@@ -183,12 +108,19 @@ def variant(score: Score, model_name: str) -> dict[str, Any]:
     )
 
 
-def endpoint_spec(score: Score, model_data: str, model_version: str, image: str, role_arn: str) -> EndpointSpec:
-    """Pure: the requests for `score` serving `model_data` (whose version is its S3 ETag)."""
+def endpoint_spec(score: Score, model_data: str, model_version: str | None, image: str, role_arn: str) -> EndpointSpec:
+    """Pure: the requests for `score` serving `model_data`, whose version is its S3 ETag (None before its upload:
+    the model and config are then named `{stem}-m(after upload)` and `{stem}-c(after upload)`)."""
     container = {"Image": image, "ModelDataUrl": model_data, "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}}
-    model_name = sagemaker_name(score.path, "m" + content_hash(container, model_version, role_arn))
+    if model_version is None:
+        model_name = f"{name_stem(score.path)}-m{AFTER_UPLOAD}"
+    else:
+        model_name = sagemaker_name(score.path, "m" + content_hash(container, model_version, role_arn))
     production = variant(score, model_name)
-    config_name = sagemaker_name(score.path, "c" + content_hash(production))
+    if model_version is None:
+        config_name = f"{name_stem(score.path)}-c{AFTER_UPLOAD}"
+    else:
+        config_name = sagemaker_name(score.path, "c" + content_hash(production))
     return EndpointSpec(
         endpoint_name=endpoint_name(score),
         model={
@@ -205,24 +137,159 @@ def endpoint_spec(score: Score, model_data: str, model_version: str, image: str,
     )
 
 
-@dataclass
-class Provisioner:
-    """+ clients: plexus_infra.core.aws.Clients
-    + outputs: the environment's bucket and role (the role also runs the model)
-    + reporter: a progress.StatusReporter
+@dataclass(frozen=True)
+class Observed:
+    """What `Provisioner.observe` read, normalized (None: absent).
+
+    + model, config: the desired model and endpoint config, by their names
+    + endpoint: `EndpointConfigName` and `EndpointStatus` of the score's endpoint
+    + served: the models of the config the endpoint serves now, when that is not the desired one
     """
 
-    clients: Any
+    model: dict[str, Any] | None
+    config: dict[str, Any] | None
+    endpoint: dict[str, Any] | None
+    served: tuple[str, ...] = ()
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model, "config": self.config, "endpoint": self.endpoint, "served": self.served}
+
+
+def address(kind: str, name: str) -> str:
+    return f"{kind}.{name}"
+
+
+def diff(score: Score, spec: EndpointSpec, observed: Observed) -> tuple[Change, ...]:
+    """Pure: the changes from `observed` to `spec`, each with the calls that make it, in the order `apply` sends
+    them: model, config, endpoint, then the deletes of the config (and its models) the endpoint stops serving."""
+    container = spec.model["PrimaryContainer"]
+    model = {"Image": container["Image"], "ModelDataUrl": container["ModelDataUrl"]}
+    model["ExecutionRoleArn"] = spec.model["ExecutionRoleArn"]
+    config = {"ModelNames": [v["ModelName"] for v in spec.config["ProductionVariants"]]}
+    serving = {"EndpointConfigName": spec.config_name}
+    changes = [
+        _created_unless_there(
+            address(MODEL_KIND, spec.model_name),
+            observed.model,
+            model,
+            Call("sagemaker", "CreateModel", spec.model, f"model {spec.model_name}"),
+            "already exists (same image, model data and role)",
+        ),
+        _created_unless_there(
+            address(CONFIG_KIND, spec.config_name),
+            observed.config,
+            config,
+            Call("sagemaker", "CreateEndpointConfig", spec.config, f"endpoint config {spec.config_name}"),
+            "already exists",
+        ),
+    ]
+    endpoint, where = observed.endpoint, address(ENDPOINT_KIND, spec.endpoint_name)
+    request = {"EndpointName": spec.endpoint_name, "EndpointConfigName": spec.config_name}
+    # Endpoint doesn't exist and we want it?
+    if endpoint is None:
+        create = Call("sagemaker", "CreateEndpoint", request, f"endpoint {spec.endpoint_name}")
+        return (*changes, Change(where, CREATE, None, serving, tuple(serving), "does not exist", calls=(create,)))
+    # Endpoint serves what we want?
+    if endpoint["EndpointConfigName"] == spec.config_name:
+        return (*changes, noop(where, endpoint, f"already serves {spec.config_name}"))
+    old = endpoint["EndpointConfigName"]
+    update = Call("sagemaker", "UpdateEndpoint", request, f"endpoint {spec.endpoint_name}")
+    changes.append(Change(where, UPDATE, endpoint, serving, ("EndpointConfigName",), f"serves {old}", calls=(update,)))
+    # What it served, when this tool made it, goes once it serves the new config.
+    if made_here(score, "c").fullmatch(old):
+        retired = f"superseded by {spec.config_name}"
+        changes.append(deletion(CONFIG_KIND, old, retired, {"ModelNames": list(observed.served)}))
+        changes += [
+            deletion(MODEL_KIND, name, retired)
+            for name in observed.served
+            if name != spec.model_name and made_here(score, "m").fullmatch(name)
+        ]
+    return tuple(changes)
+
+
+def _created_unless_there(
+    where: str, observed: dict[str, Any] | None, desired: dict[str, Any], create: Call, reason: str
+) -> Change:
+    """A resource named by its content: absent is created; present is exactly what is wanted (a no-op)."""
+    if observed is None:
+        return Change(where, CREATE, None, desired, tuple(desired), "does not exist", calls=(create,))
+    return noop(where, observed, reason)
+
+
+DELETES = {
+    ENDPOINT_KIND: ("DeleteEndpoint", "EndpointName"),
+    CONFIG_KIND: ("DeleteEndpointConfig", "EndpointConfigName"),
+    MODEL_KIND: ("DeleteModel", "ModelName"),
+}
+
+
+def deletion(kind: str, name: str, reason: str, before: dict[str, Any] | None = None) -> Change:
+    """Deleting one SageMaker resource; already gone counts as deleted."""
+    operation, argument = DELETES[kind]
+    request = Call("sagemaker", operation, {argument: name}, f"{NOUNS[kind]} {name}", absent=NOT_FOUND)
+    return Change(address(kind, name), DELETE, before or {}, None, (), reason, calls=(request,))
+
+
+def send(clients: Clients, request: Call) -> Any:
+    """One planned call as boto3 takes it; the call's `absent` codes (deleting what is gone) are success."""
+    from botocore import xform_name
+
+    method = getattr(clients.client(request.service), xform_name(request.operation))
+    return call(method, request.resource, absent=request.absent, error=ApplyError, **request.params)
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The plan's versioned JSON (plexus_infra.plan's format), made by this tool."""
+    return {**plan.to_json(), "tool": TOOL}
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """+ model: the model served, and where it came from
+    + plan: what was planned, and then applied
+    """
+
+    model: ModelSource
+    plan: Plan
+
+    @property
+    def endpoint_name(self) -> str:
+        return _endpoint_change(self.plan).address.split(".", 1)[1]
+
+
+def _endpoint_change(plan: Plan) -> Change:
+    return next(change for change in plan.changes if change.kind == ENDPOINT_KIND)
+
+
+@dataclass
+class Provisioner:
+    """+ clients: the environment's region
+    + outputs: the environment's bucket and role (the role also runs the model)
+    + reporter: receives the endpoint's status transitions
+    + environment: the environment's name (the plans say it)
+    """
+
+    clients: Clients
     outputs: TrainingOutputs
-    reporter: Any
+    reporter: StatusReporter
+    environment: str
     models_root: Path = MODELS_DIR
     sleep: Callable[[float], None] = time.sleep
+    _account: str | None = field(default=None, init=False, repr=False)
 
-    def provision(self, score: Score, model_s3_uri: str | None = None) -> ProvisionResult:
+    def find(self, score: Score, explicit: str | None = None) -> ModelSource:
+        """The model to serve (reads only; `model_source.find_model`), refusing a local-only score first."""
+        variant(score, "")
+        return find_model(self.clients, self.outputs.bucket, score, explicit, self.models_root)
+
+    def provision(self, score: Score, model_s3_uri: str | None = None) -> Provisioned:
         """Create or update the score's endpoint so it serves the model; a rerun is a no-op."""
-        variant(score, "")  # refuse a local-only score before touching anything
-        source = self.model_source(score, model_s3_uri)
-        model_data = source.uri
+        source = upload(self.clients, self.find(score, model_s3_uri), self.reporter)
+        plan = self.plan(score, source)
+        self.apply(plan)
+        return Provisioned(source, plan)
+
+    def spec(self, score: Score, source: ModelSource) -> EndpointSpec:
         training = score.training
         image = image_uri(
             training.inference_image_uri,
@@ -231,99 +298,69 @@ class Provisioner:
             self.clients.region,
             training.deployment.instance_type,
         )
-        spec = endpoint_spec(score, model_data, source.version, image, self.outputs.role_arn)
-        result = ProvisionResult(spec.endpoint_name, model=source.origin)
-        sagemaker = self.clients.sagemaker
-        # Model doesn't exist and we want it?
-        if self._describe("describe_model", "ModelName", spec.model_name) is None:
-            call(sagemaker.create_model, f"model {spec.model_name}", error=ApplyError, **spec.model)
-            result.changes.append(f"created model {spec.model_name} ({model_data})")
-        else:
-            result.noops.append(f"model {spec.model_name} already exists (same image, model data and role)")
-        # Config doesn't exist and we want it?
-        if self._describe("describe_endpoint_config", "EndpointConfigName", spec.config_name) is None:
-            call(
-                sagemaker.create_endpoint_config, f"endpoint config {spec.config_name}", error=ApplyError, **spec.config
-            )
-            result.changes.append(f"created endpoint config {spec.config_name}")
-        else:
-            result.noops.append(f"endpoint config {spec.config_name} already exists")
+        return endpoint_spec(score, source.uri, source.version, image, self.outputs.role_arn)
+
+    def observe(self, spec: EndpointSpec) -> Observed:
+        """Reads only: the desired model and config (unless they wait for an upload), the endpoint, and the models
+        of the config it serves when that is another."""
+        model = config = None
+        if spec.known:
+            found = self._describe("describe_model", "ModelName", spec.model_name)
+            if found is not None:
+                model = {k: found["PrimaryContainer"].get(k) for k in ("Image", "ModelDataUrl")}
+                model["ExecutionRoleArn"] = found.get("ExecutionRoleArn")
+            config = self._config_models(spec.config_name)
         endpoint = self._describe("describe_endpoint", "EndpointName", spec.endpoint_name)
         if endpoint is None:
-            call(
-                sagemaker.create_endpoint,
-                f"endpoint {spec.endpoint_name}",
-                error=ApplyError,
-                EndpointName=spec.endpoint_name,
-                EndpointConfigName=spec.config_name,
-            )
-            result.changes.append(f"created endpoint {spec.endpoint_name}")
-        elif endpoint["EndpointConfigName"] != spec.config_name:
-            call(
-                sagemaker.update_endpoint,
-                f"endpoint {spec.endpoint_name}",
-                error=ApplyError,
-                EndpointName=spec.endpoint_name,
-                EndpointConfigName=spec.config_name,
-            )
-            result.changes.append(
-                f"updated endpoint {spec.endpoint_name}: {endpoint['EndpointConfigName']} → {spec.config_name}"
-            )
-        else:
-            result.noops.append(f"endpoint {spec.endpoint_name} already serves {spec.config_name}")
-        if result.changes or endpoint is None or endpoint["EndpointStatus"] != "InService":
-            served = self._wait(spec.endpoint_name)
-            if served["EndpointConfigName"] != spec.config_name:  # a failed update rolls back, InService again
+            return Observed(model, config, None)
+        endpoint = {key: endpoint[key] for key in ("EndpointConfigName", "EndpointStatus")}
+        served = ()
+        if endpoint["EndpointConfigName"] != spec.config_name:
+            served = tuple((self._config_models(endpoint["EndpointConfigName"]) or {}).get("ModelNames", ()))
+        return Observed(model, config, endpoint, served)
+
+    def plan(self, score: Score, source: ModelSource) -> Plan:
+        """What provisioning `source` would change (reads only): its upload, when it waits for one, then the
+        model, config and endpoint changes with their calls."""
+        spec = self.spec(score, source)
+        observed = self.observe(spec)
+        changes = (*upload_changes(source), *diff(score, spec, observed))
+        state = {"model_data": {"uri": source.uri, "etag": source.version}, **observed.state()}
+        manifest = Path(score.source)
+        return Plan(
+            environment=self.environment,
+            manifest=score.source,
+            manifest_digest=hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else "",
+            account=self.account,
+            region=self.clients.region,
+            operation="apply",
+            changes=changes,
+            observed_digest=digest(state),
+            resource_digests=tuple((c.address, digest(c.before)) for c in changes if c.before is not None),
+        )
+
+    @property
+    def account(self) -> str:
+        if self._account is None:
+            self._account = self.clients.identity().account
+        return self._account
+
+    def apply(self, plan: Plan) -> None:
+        """Send exactly the plan's calls: the creates and the endpoint's create or update, then, once the endpoint
+        is InService with the planned config, the deletes of what it no longer serves."""
+        if any(change.kind == S3_OBJECT for change in plan.pending):
+            raise PlexusError("this plan uploads a model first: provision without --plan uploads it, then plans again")
+        endpoint = _endpoint_change(plan)
+        writes = [change for change in plan.pending if "delete" not in change.actions]
+        self._send(writes)
+        if writes or (endpoint.before or {}).get("EndpointStatus") != "InService":
+            name, wanted = endpoint.address.split(".", 1)[1], endpoint.after["EndpointConfigName"]
+            served = self._wait(name)
+            if served["EndpointConfigName"] != wanted:  # a failed update rolls back, InService again
                 reason = served.get("FailureReason") or "no reason given"
-                raise PlexusError(
-                    f"endpoint {spec.endpoint_name} still serves {served['EndpointConfigName']}, "
-                    f"not {spec.config_name}: {reason}"
-                )
-        if endpoint is not None and endpoint["EndpointConfigName"] != spec.config_name:
-            result.changes += self._retire(score, endpoint["EndpointConfigName"], keep=spec.model_name)
-        return result
-
-    def _retire(self, score: Score, config_name: str, keep: str) -> list[str]:
-        """Delete a config the endpoint no longer serves, and its models but `keep`, when this tool made them."""
-        if not made_here(score, "c").fullmatch(config_name):
-            return []
-        config = self._describe("describe_endpoint_config", "EndpointConfigName", config_name) or {}
-        models = [v["ModelName"] for v in config.get("ProductionVariants", [])]
-        steps = [("delete_endpoint_config", "EndpointConfigName", config_name, "endpoint config")]
-        steps += [
-            ("delete_model", "ModelName", model, "model")
-            for model in models
-            if model != keep and made_here(score, "m").fullmatch(model)
-        ]
-        return [f"deleted {done}" for done in self._delete_all(steps)]
-
-    def model_source(self, score: Score, explicit: str | None) -> ModelSource:
-        """The model to serve: the given URI, else the local artifacts or the bucket's
-        models/{sc}/{s}/model.tar.gz, as `choose_model` decides; local artifacts that are not in the bucket
-        yet are packaged and uploaded there (with their digest as metadata) first."""
-        s3, bucket = self.clients.s3, self.outputs.bucket
-        if explicit:
-            found = self._head(explicit)
-            if found is None:
-                raise PlexusError(f"--model-s3-uri {explicit}: no such object")
-            return ModelSource(explicit, found["ETag"], f"{explicit} (--model-s3-uri)")
-        canonical = f"s3://{bucket}/{model_key(score)}"
-        local = local_model(model_dir(score, self.models_root))
-        found = self._head(canonical)
-        if local is None and found is None:
-            raise PlexusError(
-                f"no model for {score.path}: not at {canonical}, nor in {model_dir(score, self.models_root)}/; "
-                "run `plexus train` first"
-            )
-        choice, why = choose_model(local, found)
-        if choice == USE_BUCKET or local is None:  # choose_model uploads only local artifacts
-            return ModelSource(canonical, found["ETag"], f"{canonical}: {why}")
-        with tempfile.TemporaryDirectory() as staging:
-            tarball = write_tarball(local.directory, Path(staging) / "model.tar.gz")
-            self.reporter.status(f"uploading {local.directory}/ to {canonical}")
-            upload_file(s3, tarball, bucket, model_key(score), metadata={DIGEST_METADATA: local.digest})
-        answer = call(s3.head_object, canonical, error=ApplyError, Bucket=bucket, Key=model_key(score))
-        return ModelSource(canonical, answer["ETag"], f"{canonical}: uploaded from {local.directory}/, {why}")
+                now = served["EndpointConfigName"]
+                raise PlexusError(f"endpoint {name} still serves {now}, not {wanted}: {reason}")
+        self._send(change for change in plan.pending if "delete" in change.actions)
 
     def status(self, score: Score) -> dict[str, Any] | None:
         """The endpoint's description plus its config's variants, or None when there is no endpoint."""
@@ -334,22 +371,27 @@ class Provisioner:
         config = self._describe("describe_endpoint_config", "EndpointConfigName", endpoint["EndpointConfigName"])
         return {**endpoint, "ProductionVariants": (config or {}).get("ProductionVariants", [])}
 
-    def delete(self, score: Score) -> list[str]:
+    def delete(self, score: Score) -> tuple[Change, ...]:
         """Delete the endpoint, its config and its models, and every other config and model this tool made for
-        the score (earlier versions left behind); what is already gone counts as deleted."""
+        the score (earlier versions left behind); what is already gone counts as deleted. Answers the deletes."""
         name = endpoint_name(score)
         endpoint = self._describe("describe_endpoint", "EndpointName", name)
-        configs, models = [], []
+        changes, configs, models = [], [], []
         if endpoint is not None:
             configs.append(endpoint["EndpointConfigName"])
-            config = self._describe("describe_endpoint_config", "EndpointConfigName", configs[0]) or {}
-            models += [v["ModelName"] for v in config.get("ProductionVariants", [])]
+            models += (self._config_models(configs[0]) or {}).get("ModelNames", [])
+            changes.append(deletion(ENDPOINT_KIND, name, "deleted with its score", {"EndpointConfigName": configs[0]}))
         configs += [c for c in self._names(score, "list_endpoint_configs", "EndpointConfigs", "c") if c not in configs]
         models += [m for m in self._names(score, "list_models", "Models", "m") if m not in models]
-        steps = [("delete_endpoint", "EndpointName", name, "endpoint")] if endpoint is not None else []
-        steps += [("delete_endpoint_config", "EndpointConfigName", c, "endpoint config") for c in configs]
-        steps += [("delete_model", "ModelName", m, "model") for m in models]
-        return self._delete_all(steps)
+        changes += [deletion(CONFIG_KIND, config, "made for the score") for config in configs]
+        changes += [deletion(MODEL_KIND, model, "made for the score") for model in models]
+        self._send(changes)
+        return tuple(changes)
+
+    def _send(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            for request in change.calls:
+                send(self.clients, request)
 
     def _names(self, score: Score, method: str, field: str, kind: str) -> list[str]:
         """Names of the score's models or configs (by this tool's naming scheme), every page, sorted."""
@@ -365,20 +407,15 @@ class Provisioner:
             if not page.get("NextToken"):
                 return sorted(found)
 
-    def _delete_all(self, steps: list[tuple[str, str, str, str]]) -> list[str]:
-        deleted = []
-        for method, argument, value, kind in steps:
-            sagemaker = self.clients.sagemaker
-            call(getattr(sagemaker, method), f"{kind} {value}", absent=NOT_FOUND, error=ApplyError, **{argument: value})
-            deleted.append(f"{kind} {value}")
-        return deleted
+    def _config_models(self, name: str) -> dict[str, Any] | None:
+        """An endpoint config as its models' names, or None when it does not exist."""
+        config = self._describe("describe_endpoint_config", "EndpointConfigName", name)
+        if config is None:
+            return None
+        return {"ModelNames": [v["ModelName"] for v in config.get("ProductionVariants", [])]}
 
     def _describe(self, method: str, argument: str, name: str) -> dict[str, Any] | None:
         return call(getattr(self.clients.sagemaker, method), name, absent=NOT_FOUND, **{argument: name})
-
-    def _head(self, uri: str) -> dict[str, Any] | None:
-        bucket, key = split_s3_uri(uri)
-        return call(self.clients.s3.head_object, uri, absent=("404", "NoSuchKey"), Bucket=bucket, Key=key)
 
     def _wait(self, name: str) -> dict[str, Any]:
         describe = lambda: call(self.clients.sagemaker.describe_endpoint, name, EndpointName=name)  # noqa: E731

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from collections.abc import Iterator
-from importlib import resources
 from typing import Any
 
 from plexus_infra.core.errors import ManifestError, Problem
+from plexus_infra.core.schema import packaged_schema, schema_problems
 from plexus_infra.core.yamldoc import Path_, YamlDocument
-from plexus_infra.manifest.validate import schema_problems
-
-
-@functools.cache
-def _definitions() -> dict[str, Any]:
-    return json.loads(resources.files("plexus_train").joinpath("schema.json").read_text("utf-8"))
 
 
 def schema_for(kind: str) -> dict[str, Any]:
     """A schema whose root is the definition `kind` (scorecard, score, datasource)."""
-    schema = _definitions()
+    schema = packaged_schema("plexus_train", "schema.json")
     return {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{kind}"}
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from plexus_infra.core.errors import ManifestError, PlexusError, Problem
 from plexus_infra.core.yamldoc import YamlDocument, parse_yaml, read_text
-from plexus_train.classifiers.config import TrainingConfig
+from plexus_train.container.config import TrainingConfig
 from plexus_train.schemas import check
 
 SCORECARDS_DIR = Path("scorecards")

@@ -1,40 +1,59 @@
-"""What a person watches: a rich progress bar over epochs and batches, per-epoch metric lines, and status
-lines while SageMaker works. Library code reports through these; only they print."""
+"""Everything a person reads from `plexus`: training progress (a rich bar over epochs and batches, one line per
+epoch), status lines while SageMaker works, prediction tables, and provisioning plans and results. The commands
+(cli.py) decide what to show; the library reports through `container.reporting.Reporter` and
+`waiting.StatusReporter`, implemented here, and never prints.
+
+Names, labels, paths and AWS messages are data, never rich markup: everything shown goes through `escape`.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from plexus_infra.core.console import console, escape
+from plexus_infra.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan, summary_line
+from plexus_train.container.reporting import EpochResult, epoch_line
+
 if TYPE_CHECKING:
-    from plexus_train.classifiers.trainer import EpochResult
+    from rich.console import Console
+
+    from plexus_train.container.dataset import Dataset
+    from plexus_train.model_source import ModelSource
+    from plexus_train.provision import Provisioned
+    from plexus_train.scorecards import Score
+
+# Terraform's action symbols, with their colours.
+SYMBOLS: dict[tuple[str, ...], tuple[str, str]] = {
+    CREATE: ("+", "green"),
+    UPDATE: ("~", "yellow"),
+    DELETE: ("-", "red"),
+    REPLACE: ("-/+", "magenta"),
+    NOOP: ("=", "dim"),
+}
+PAST_TENSE = {CREATE: "created", UPDATE: "updated", DELETE: "deleted", REPLACE: "replaced"}
 
 
-def epoch_line(result: EpochResult) -> str:
-    """One line per epoch, the same on a terminal and in CloudWatch."""
-    return (
-        f"epoch {result.epoch}: train loss {result.train_loss:.4f}, validation loss {result.validation_loss:.4f}, "
-        f"accuracy {result.accuracy:.3f}, precision {result.precision:.3f}, recall {result.recall:.3f}, "
-        f"F1 {result.f1:.3f}, lr {result.learning_rate:.2e}, {result.train_examples / result.train_seconds:.0f} ex/s"
-    )
+# --- training ------------------------------------------------------------------------------------------------
 
 
-class RichReporter:
-    """Training progress on the terminal (a Reporter for `train_classifier`)."""
+class RichProgress:
+    """Training progress on the terminal (a container.reporting.Reporter for `train_classifier`)."""
 
-    def __init__(self, console: Any):
+    def __init__(self, out: Console):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.console = console
+        self.console = out
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[loss]}"),
             TimeElapsedColumn(),
-            console=console,
+            console=out,
             transient=True,
         )
-        self.epochs = self.batches = None
+        self.epochs: Any = None
+        self.batches: Any = None
 
     def start(self, epochs: int, batches_per_epoch: int) -> None:
         self.progress.start()
@@ -54,19 +73,124 @@ class RichReporter:
         self.console.print(message)
 
 
-class StatusReporter:
-    """Status transitions of a SageMaker job or endpoint, printed once each, plus log lines."""
+class StatusLines:
+    """Status transitions of a SageMaker job or endpoint, printed once each, plus log lines (a
+    waiting.StatusReporter)."""
 
-    def __init__(self, console: Any):
-        self.console = console
+    def __init__(self, out: Console):
+        self.console = out
         self.last: str | None = None
 
     def status(self, text: str) -> None:
         if text != self.last:
-            self.console.print(f"  {text}")
+            self.console.print(f"  {escape(text)}")
             self.last = text
 
     def log(self, line: str) -> None:
-        from rich.markup import escape
-
         self.console.print(f"  [dim]│[/] {escape(line)}")
+
+
+def print_training(score: Score, dataset: Dataset) -> None:
+    console().print(
+        escape(
+            f"{score.scorecard_name} / {score.name}: {len(dataset.texts)} examples from {dataset.source}, "
+            f"classes {dataset.class_counts()}, platform {score.training.platform}"
+        )
+    )
+
+
+def print_trained(location: str) -> None:
+    console().print(f"[green]✓[/] model: {escape(location)}")
+
+
+# --- predictions ---------------------------------------------------------------------------------------------
+
+
+def print_predictions(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table("text", "value", "confidence")
+    for row in rows:
+        table.add_row(escape(row["text"]), escape(row["value"]), f"{row['confidence']:.3f}")
+    console().print(table)
+
+
+# --- provisioning --------------------------------------------------------------------------------------------
+
+
+def _noun_and_name(change: Change) -> tuple[str, str]:
+    from plexus_train.provision import NOUNS
+
+    kind, _, name = change.address.partition(".")
+    return NOUNS.get(kind, kind), name
+
+
+def done_line(change: Change) -> str:
+    """What a change did, as a sentence: `created model NAME (s3://...)`, `updated endpoint NAME: old → new`,
+    `deleted endpoint config NAME`, or `no-op: model NAME already exists (...)`."""
+    noun, name = _noun_and_name(change)
+    if change.is_noop:
+        return f"no-op: {noun} {name} {change.reason}"
+    text = f"{PAST_TENSE[tuple(change.actions)]} {noun} {name}"
+    before, after = change.before or {}, change.after or {}
+    if change.actions == UPDATE:
+        text += ": " + ", ".join(f"{before.get(key)} → {after.get(key)}" for key in change.changed)
+    elif "ModelDataUrl" in after:
+        text += f" ({after['ModelDataUrl']})"
+    return text
+
+
+def print_provisioned(result: Provisioned) -> None:
+    """The model served, each change made (`+ ~ -`) and each no-op, then the endpoint's verdict."""
+    out = console()
+    out.print(f"model: {escape(result.model.origin)}")
+    for change in result.plan.changes:
+        if change.is_noop:
+            out.print(f"  {escape(done_line(change))}")
+        else:
+            symbol, style = SYMBOLS[tuple(change.actions)]
+            out.print(f"[{style}]{symbol}[/] {escape(done_line(change))}")
+    verdict = "updated" if result.plan.has_changes else "no changes"
+    out.print(f"endpoint {escape(result.endpoint_name)}: InService ({verdict})")
+
+
+def plan_lines(plan: Plan, source: ModelSource) -> list[tuple[str, str]]:
+    """A provisioning plan as (style, text) lines: a header, the model, each change with its symbol and why (a
+    no-op too: there are few), the attributes an update changes, and Terraform's summary line."""
+    lines = [
+        ("bold", f"Plan for {plan.environment} ({plan.manifest}), account {plan.account}, {plan.region}"),
+        ("", f"model: {source.origin}"),
+        ("", ""),
+    ]
+    for change in plan.changes:
+        symbol, style = SYMBOLS[tuple(change.actions)]
+        if change.is_noop:
+            lines.append((style, f"  {symbol} {change.address}: {change.reason}"))
+            continue
+        lines.append((style, f"  {symbol} {change.address}  ({change.reason})"))
+        if change.actions == UPDATE:
+            before, after = change.before or {}, change.after or {}
+            lines += [("yellow", f"      ~ {key}: {before.get(key)} → {after.get(key)}") for key in change.changed]
+    return [*lines, ("", ""), ("bold", summary_line(plan))]
+
+
+def print_plan(plan: Plan, source: ModelSource) -> None:
+    out = console()
+    for style, text in plan_lines(plan, source):
+        out.print(escape(text), style=style or None)
+
+
+def print_endpoint(endpoint: dict[str, Any]) -> None:
+    out = console()
+    out.print(f"endpoint {escape(endpoint['EndpointName'])}: {escape(endpoint['EndpointStatus'])}")
+    out.print(f"  config {escape(endpoint['EndpointConfigName'])}")
+    for production in endpoint["ProductionVariants"]:
+        out.print(f"  variant {escape(production['VariantName'])}: model {escape(production['ModelName'])}")
+
+
+def print_deleted(changes: tuple[Change, ...], endpoint: str) -> None:
+    out = console()
+    for change in changes:
+        out.print(f"[red]-[/] {escape(done_line(change))}")
+    if not changes:
+        out.print(f"no-op: no endpoint {escape(endpoint)}")

@@ -6,9 +6,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from plexus_infra.core.errors import PlexusError
+
+
+class StatusReporter(Protocol):
+    """Receives what a SageMaker job or endpoint is doing (each status, each log line); must not affect it.
+    `views.StatusLines` prints them."""
+
+    def status(self, text: str) -> None: ...
+    def log(self, line: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Layout (also the content of SageMaker's model.tar.gz):
   config.json            labels, base model, hyperparameters, best metrics
   training_history.json  per-epoch loss, accuracy, macro precision/recall/F1, learning rate
   encoder/               encoder configuration and tokenizer: enough to rebuild the model offline
-  code/                  inference.py + requirements.txt + the plexus_train package (SageMaker serving)
+  code/                  inference.py + requirements.txt + this package (SageMaker serving: `bundle`)
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from plexus_infra.core.errors import PlexusError
-from plexus_train.classifiers.config import TrainingConfig
-from plexus_train.classifiers.model import BERTClassifier, check_tokenizer
-from plexus_train.classifiers.trainer import TrainedClassifier
-from plexus_train.packaging import INFERENCE_ENTRY, copy_code
+from plexus_train.container.bundle import INFERENCE_ENTRY, copy_code
+from plexus_train.container.config import TrainingConfig
+from plexus_train.container.errors import ContainerError, DamagedModel
+from plexus_train.container.model import BERTClassifier, check_tokenizer
+from plexus_train.container.trainer import TrainedClassifier
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.pt"
@@ -66,10 +66,6 @@ class LoadedClassifier:
     metadata: dict[str, Any]
 
 
-class DamagedModel(PlexusError):
-    """The artifacts directory exists but cannot be loaded: `{directory}: damaged model: what`."""
-
-
 def load_classifier(directory: Path) -> LoadedClassifier:
     """Rebuild the model from `directory` without any network access. A directory without config.json is
     "not trained"; anything else that cannot be read is one DamagedModel naming the directory and the part."""
@@ -77,7 +73,7 @@ def load_classifier(directory: Path) -> LoadedClassifier:
 
     config_path = directory / CONFIG
     if not config_path.is_file():
-        raise PlexusError(f"{directory}: no trained model here ({CONFIG} is missing); run `plexus train` first")
+        raise ContainerError(f"{directory}: no trained model here ({CONFIG} is missing); run `plexus train` first")
 
     def damaged(what: str) -> DamagedModel:
         return DamagedModel(f"{directory}: damaged model: {what}")
@@ -89,7 +85,7 @@ def load_classifier(directory: Path) -> LoadedClassifier:
     if not isinstance(metadata, dict):
         raise damaged(f"{CONFIG} is not a JSON object")
     if metadata.get("format_version") != FORMAT_VERSION:
-        raise PlexusError(f"{config_path}: unsupported format_version {metadata.get('format_version')!r}")
+        raise ContainerError(f"{config_path}: unsupported format_version {metadata.get('format_version')!r}")
     labels = metadata.get("labels")
     if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(label, str) for label in labels):
         raise damaged(f"{CONFIG} has no list of label classes")

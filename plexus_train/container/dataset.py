@@ -1,4 +1,4 @@
-"""Labelled texts, checked before any training starts. Container-safe: stdlib and plexus_infra.core.errors only.
+"""Labelled texts, checked before any training starts: on the host before uploading, in a job before training.
 
 Every check names the file, the column and the first offending rows, so bad data fails in a second with a
 clear message instead of minutes into a training job.
@@ -13,15 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from plexus_infra.core.errors import PlexusError
+from plexus_train.container.errors import DataError
 
 MAX_SHOWN_ROWS = 5
 MAX_SHOWN_COLUMNS = 20
 MAX_SHOWN_NAME = 60
-
-
-class DataError(PlexusError):
-    """The training data cannot train a classifier."""
 
 
 @dataclass(frozen=True)

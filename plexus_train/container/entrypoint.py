@@ -20,32 +20,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from plexus_infra.core.errors import PlexusError
-from plexus_train.classifiers.config import TrainingConfig
-from plexus_train.dataset import DataError, read_csv, to_dataset
+from plexus_train.container.config import TrainingConfig
+from plexus_train.container.dataset import read_csv, to_dataset
+from plexus_train.container.errors import ContainerError, DataError
+from plexus_train.container.reporting import LogReporter
 
 BASE_MODEL_DIR = "base_model"
 DATA_FILE = "data.csv"
 SCORECARD_HP = "plexus_scorecard"
 SCORE_HP = "plexus_score"
-
-
-class LogReporter:
-    """Plain lines on stdout, which SageMaker ships to CloudWatch."""
-
-    def start(self, epochs: int, batches_per_epoch: int) -> None:
-        print(f"training: up to {epochs} epochs of {batches_per_epoch} batches", flush=True)
-
-    def batch(self, loss: float) -> None:
-        pass
-
-    def epoch(self, result) -> None:
-        from plexus_train.progress import epoch_line
-
-        print(epoch_line(result), flush=True)
-
-    def finish(self, message: str) -> None:
-        print(message, flush=True)
 
 
 def resolve_base_model(name: str, code_dir: Path) -> str:
@@ -57,8 +40,8 @@ def resolve_base_model(name: str, code_dir: Path) -> str:
 
 def run(environ: Mapping[str, str], code_dir: Path) -> Path:
     """Train from the SM_* variables; return the model directory."""
-    from plexus_train.classifiers.artifacts import HISTORY, save_classifier
-    from plexus_train.classifiers.trainer import train_classifier
+    from plexus_train.container.artifacts import HISTORY, save_classifier
+    from plexus_train.container.trainer import train_classifier
 
     hyperparameters = json.loads(environ.get("SM_HPS") or "{}")
     config = TrainingConfig.from_hyperparameters(hyperparameters)
@@ -86,7 +69,7 @@ def main() -> int:
     code_dir = Path(sys.argv[0]).resolve().parent
     try:
         run(os.environ, code_dir)
-    except PlexusError as exc:
+    except ContainerError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         output_dir = os.environ.get("SM_OUTPUT_DATA_DIR")
         if output_dir:

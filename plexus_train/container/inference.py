@@ -15,8 +15,8 @@ JSON = "application/json"
 
 def model_fn(model_dir: str) -> Any:
     """Load the classifier from an extracted model archive (or a local artifacts directory); damaged artifacts
-    raise one PlexusError, `{model_dir}: damaged model: ...`."""
-    from plexus_train.classifiers.artifacts import load_classifier
+    raise one DamagedModel, `{model_dir}: damaged model: ...`."""
+    from plexus_train.container.artifacts import load_classifier
 
     return load_classifier(Path(model_dir))
 
@@ -40,7 +40,7 @@ def predict_fn(texts: list[str], model: Any) -> list[dict[str, Any]]:
     """Classify `texts`; one {"value", "confidence", "probabilities"} per text."""
     import torch
 
-    from plexus_train.classifiers.model import tokenize
+    from plexus_train.container.model import tokenize
 
     with torch.no_grad():
         batch = tokenize(model.tokenizer, texts, model.config.max_tokens)

@@ -10,6 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from plexus_train.container.config import looks_like_path
+from plexus_train.container.errors import ContainerError
+
 
 class BERTClassifier(nn.Module):
     """+ encoder: a transformers AutoModel
@@ -68,38 +71,33 @@ PROBE_TEXT = "the a of and to is in it you i 1 2 3 hello world . , der la le de 
 def check_tokenizer(tokenizer: Any, vocab_size: int | None, where: str) -> None:
     """Refuse a tokenizer that would turn text into [UNK]s: one far smaller than the encoder's vocabulary (what
     transformers builds from a directory without tokenizer files), or one that knows none of a probe's words."""
-    from plexus_infra.core.errors import PlexusError
-
     size = len(tokenizer)
     if vocab_size and size * 2 < vocab_size:
-        raise PlexusError(
+        raise ContainerError(
             f"{where}: the tokenizer has {size} tokens but the encoder's vocabulary has {vocab_size} "
             "(are the tokenizer files, e.g. tokenizer.json or vocab.txt, missing?)"
         )
     unknown = getattr(tokenizer, "unk_token_id", None)
     ids = tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
     if unknown is not None and ids and all(i == unknown for i in ids):
-        raise PlexusError(f"{where}: the tokenizer turns every word of a probe text into its unknown token")
+        raise ContainerError(f"{where}: the tokenizer turns every word of a probe text into its unknown token")
 
 
 def load_encoder(name: str) -> tuple[Any, Any]:
     """The encoder and its tokenizer, from a local directory or a Hugging Face id (which downloads unless
     HF_HUB_OFFLINE=1 keeps it to the local cache). Failures, a name that looks like a missing directory and a
-    tokenizer without a vocabulary become one PlexusError naming the model."""
+    tokenizer without a vocabulary become one ContainerError naming the model."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging
 
-    from plexus_infra.core.errors import PlexusError
-    from plexus_train.classifiers.config import looks_like_path
-
     if not _exists(name) and looks_like_path(name):
-        raise PlexusError(f"cannot load embeddings model {name!r}: no such local model directory {name}")
+        raise ContainerError(f"cannot load embeddings model {name!r}: no such local model directory {name}")
     logging.disable_progress_bar()
     try:
         encoder, tokenizer = AutoModel.from_pretrained(name), AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PlexusError(f"cannot load embeddings model {name!r}: {first}") from exc
+        raise ContainerError(f"cannot load embeddings model {name!r}: {first}") from exc
     check_tokenizer(tokenizer, getattr(encoder.config, "vocab_size", None), f"embeddings model {name}")
     return encoder, tokenizer
 

@@ -10,61 +10,17 @@ import copy
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import nn
 
-from plexus_train.classifiers.config import TrainingConfig
-from plexus_train.classifiers.metrics import classification_metrics
-from plexus_train.classifiers.model import BERTClassifier, load_encoder
-from plexus_train.classifiers.split import stratified_split
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    """One epoch: training loss, validation loss and metrics (macro-averaged), learning rate, timings."""
-
-    epoch: int
-    train_loss: float
-    validation_loss: float
-    accuracy: float
-    precision: float
-    recall: float
-    f1: float
-    learning_rate: float
-    train_examples: int
-    train_seconds: float
-    seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class Reporter(Protocol):
-    """Receives progress; must not affect training."""
-
-    def start(self, epochs: int, batches_per_epoch: int) -> None: ...
-    def batch(self, loss: float) -> None: ...
-    def epoch(self, result: EpochResult) -> None: ...
-    def finish(self, message: str) -> None: ...
-
-
-class SilentReporter:
-    """Reports nothing: for benchmarks and library callers."""
-
-    def start(self, epochs: int, batches_per_epoch: int) -> None:
-        pass
-
-    def batch(self, loss: float) -> None:
-        pass
-
-    def epoch(self, result: EpochResult) -> None:
-        pass
-
-    def finish(self, message: str) -> None:
-        pass
+from plexus_train.container.config import TrainingConfig
+from plexus_train.container.metrics import classification_metrics
+from plexus_train.container.model import BERTClassifier, load_encoder
+from plexus_train.container.reporting import EpochResult, Reporter, SilentReporter
+from plexus_train.container.split import stratified_split
 
 
 @dataclass

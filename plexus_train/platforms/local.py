@@ -1,34 +1,32 @@
-"""Training in this process: the artifacts land in models/{scorecard_key}/{score_key}/."""
+"""Training in this process: the artifacts land in models/{scorecard_key}/{score_key}/ (`locations.model_dir`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from plexus_train.dataset import Dataset
+from plexus_train.container.dataset import Dataset
+from plexus_train.locations import MODELS_DIR, model_dir
 from plexus_train.platforms import TrainingResult
 from plexus_train.scorecards import Score
 
-MODELS_DIR = Path("models")
-
-
-def model_dir(score: Score, root: Path = MODELS_DIR) -> Path:
-    return root / score.scorecard_key / score.key
+if TYPE_CHECKING:
+    from plexus_train.container.reporting import Reporter
 
 
 @dataclass
 class LocalPlatform:
-    """+ reporter: receives training progress (a classifiers.trainer.Reporter)
+    """+ reporter: receives training progress (None: nothing is reported)
     + root: the models directory
     """
 
-    reporter: Any = None
+    reporter: Reporter | None = None
     root: Path = MODELS_DIR
 
     def train(self, score: Score, dataset: Dataset) -> TrainingResult:
-        from plexus_train.classifiers.artifacts import save_classifier
-        from plexus_train.classifiers.trainer import train_classifier
+        from plexus_train.container.artifacts import save_classifier
+        from plexus_train.container.trainer import train_classifier
 
         trained = train_classifier(dataset.texts, dataset.labels, score.config, self.reporter)
         identity = {"scorecard": score.scorecard_name, "score": score.name}

@@ -1,7 +1,7 @@
 """Training as a SageMaker job in framework script mode, with boto3 only.
 
-Steps: upload the data to training-data/{sc}/{s}/data.csv; package this package's code (plus a local base
-model, if the score names one) into training-code/{sc}/{s}/sourcedir.tar.gz; create the job (retrying while
+Steps: upload the data to training-data/{sc}/{s}/data.csv; package the container code (`container.bundle`, plus a
+local base model, if the score names one) into training-code/{sc}/{s}/sourcedir.tar.gz; create the job (retrying while
 a new role propagates through IAM); wait, showing status transitions and CloudWatch log lines; copy the job's
 model.tar.gz (written under models/{sc}/{s}/jobs/, a prefix the training role may write) to
 models/{sc}/{s}/model.tar.gz.
@@ -18,18 +18,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.core.aws import call, error_code, until_consistent, upload_file
+from plexus_infra.core.aws import Clients, call, error_code, until_consistent, upload_file
 from plexus_infra.core.errors import ApplyError, AwsError, PlexusError
 from plexus_infra.environments import TrainingOutputs
-from plexus_train.classifiers.config import is_local_dir, looks_like_path
-from plexus_train.dataset import Dataset
-from plexus_train.entrypoint import BASE_MODEL_DIR, DATA_FILE, SCORE_HP, SCORECARD_HP
+from plexus_train.container.bundle import TRAINING_ENTRY, copy_code
+from plexus_train.container.config import TrainingConfig, is_local_dir, looks_like_path
+from plexus_train.container.dataset import Dataset
+from plexus_train.container.entrypoint import BASE_MODEL_DIR, SCORE_HP, SCORECARD_HP
 from plexus_train.images import image_uri
+from plexus_train.locations import code_key, data_key, job_output_prefix, model_key, s3_uri, split_s3_uri
 from plexus_train.names import sagemaker_name
-from plexus_train.packaging import TRAINING_ENTRY, copy_code, write_tarball
+from plexus_train.packaging import write_tarball
 from plexus_train.platforms import TrainingResult
 from plexus_train.scorecards import Score
-from plexus_train.waiting import Waiter, wait
+from plexus_train.waiting import StatusReporter, Waiter, wait
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ROLE_PROPAGATION_TIMEOUT = 120.0
@@ -47,32 +49,9 @@ class TrainingJobFailed(PlexusError):
     """The job ended Failed or Stopped; the message carries SageMaker's FailureReason."""
 
 
-def data_key(score: Score) -> str:
-    return f"training-data/{score.path}/{DATA_FILE}"
-
-
-def code_key(score: Score) -> str:
-    return f"training-code/{score.path}/sourcedir.tar.gz"
-
-
-def model_key(score: Score) -> str:
-    return f"models/{score.path}/model.tar.gz"
-
-
-def output_prefix(score: Score) -> str:
-    """Where jobs write: under models/, which the training role created by plexus-infra may write (it may write
-    training-data/, models/ and training-code/ only)."""
-    return f"models/{score.path}/jobs"
-
-
 def job_waiter(score: Score, waiter: Waiter = TRAINING_JOB) -> Waiter:
     """`waiter`, waiting at least as long as the job may run (max_runtime_seconds) plus WAIT_MARGIN_SECONDS."""
     return replace(waiter, timeout=max(waiter.timeout, score.training.max_runtime_seconds + WAIT_MARGIN_SECONDS))
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
 
 
 def build_sourcedir(score: Score, target: Path) -> tuple[Path, str]:
@@ -99,14 +78,14 @@ def is_role_propagating(exc: BaseException) -> bool:
 
 @dataclass
 class SageMakerPlatform:
-    """+ clients: plexus_infra.core.aws.Clients for the environment's region
+    """+ clients: the environment's region
     + outputs: the environment's bucket and training role
-    + reporter: a progress.StatusReporter (status(text), log(line))
+    + reporter: receives the job's status transitions and log lines
     """
 
-    clients: Any
+    clients: Clients
     outputs: TrainingOutputs
-    reporter: Any
+    reporter: StatusReporter
     job_name: Callable[[Score], str] = lambda score: sagemaker_name(score.path, time.strftime("%Y%m%d-%H%M%S"))
     sleep: Callable[[float], None] = time.sleep
     waiter: Waiter = TRAINING_JOB
@@ -114,10 +93,10 @@ class SageMakerPlatform:
     def train(self, score: Score, dataset: Dataset) -> TrainingResult:
         bucket = self.outputs.bucket
         s3 = self.clients.s3
-        self.reporter.status(f"uploading {len(dataset.texts)} examples to s3://{bucket}/{data_key(score)}")
+        self.reporter.status(f"uploading {len(dataset.texts)} examples to {s3_uri(bucket, data_key(score))}")
         call(
             s3.put_object,
-            f"s3://{bucket}/{data_key(score)}",
+            s3_uri(bucket, data_key(score)),
             error=ApplyError,
             Bucket=bucket,
             Key=data_key(score),
@@ -126,7 +105,7 @@ class SageMakerPlatform:
         )
         with tempfile.TemporaryDirectory() as staging:
             tarball, embeddings = build_sourcedir(score, Path(staging) / "sourcedir.tar.gz")
-            self.reporter.status(f"uploading code to s3://{bucket}/{code_key(score)}")
+            self.reporter.status(f"uploading code to {s3_uri(bucket, code_key(score))}")
             upload_file(s3, tarball, bucket, code_key(score))
         config = replace(
             score.config,
@@ -143,7 +122,7 @@ class SageMakerPlatform:
             raise TrainingJobFailed(f"training job {name} {job['TrainingJobStatus'].lower()}: {reason}")
         return TrainingResult(self._publish_model(job, score))
 
-    def job_request(self, name: str, score: Score, config: Any) -> dict[str, Any]:
+    def job_request(self, name: str, score: Score, config: TrainingConfig) -> dict[str, Any]:
         """The CreateTrainingJob request (pure, apart from the image lookup)."""
         bucket, training = self.outputs.bucket, score.training
         hyperparameters = {
@@ -151,7 +130,7 @@ class SageMakerPlatform:
             SCORECARD_HP: json.dumps(score.scorecard_name),
             SCORE_HP: json.dumps(score.name),
             "sagemaker_program": json.dumps(TRAINING_ENTRY),
-            "sagemaker_submit_directory": json.dumps(f"s3://{bucket}/{code_key(score)}"),
+            "sagemaker_submit_directory": json.dumps(s3_uri(bucket, code_key(score))),
             "sagemaker_region": json.dumps(self.clients.region),
         }
         image = image_uri(
@@ -169,13 +148,13 @@ class SageMakerPlatform:
                     "DataSource": {
                         "S3DataSource": {
                             "S3DataType": "S3Prefix",
-                            "S3Uri": f"s3://{bucket}/{data_key(score)}",
+                            "S3Uri": s3_uri(bucket, data_key(score)),
                             "S3DataDistributionType": "FullyReplicated",
                         }
                     },
                 }
             ],
-            "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{output_prefix(score)}"},
+            "OutputDataConfig": {"S3OutputPath": s3_uri(bucket, job_output_prefix(score))},
             "ResourceConfig": {
                 "InstanceType": training.instance_type,
                 "InstanceCount": training.instance_count,
@@ -249,7 +228,7 @@ class SageMakerPlatform:
         s3, bucket = self.clients.s3, self.outputs.bucket
         if call(s3.head_object, source, absent=("404", "NoSuchKey"), Bucket=source_bucket, Key=source_key) is None:
             raise PlexusError(f"training job {job['TrainingJobName']} completed but its model {source} does not exist")
-        target = f"s3://{bucket}/{model_key(score)}"
+        target = s3_uri(bucket, model_key(score))
         call(
             s3.copy_object,
             target,

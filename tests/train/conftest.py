@@ -1,39 +1,19 @@
-"""Fixtures for the training module: a tiny offline BERT, a project directory with a scorecard and data, and
-one trained model shared by the tests that only read it. Nothing downloads: HF_HUB_OFFLINE is set."""
+"""Fixtures for the training module: a tiny offline BERT, a project directory with a scorecard and data, one
+trained model shared by the tests that only read it, and `plexus` run in-process. Nothing downloads:
+HF_HUB_OFFLINE is set. The names tests share are in tests/train/helpers.py."""
 
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.train.helpers import DEMO_DATA, Ran, make_project
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-DEMO_DATA = ROOT / "datasources" / "support_tickets.csv"
-
-SCORECARD = """\
-name: Test Scorecard v 1.0
-scores:
-  - name: Ticket Topic
-    class: BERTClassifier
-    data: tickets
-    label_column: topic
-    embeddings_model: {model}
-    embeddings_model_trainable_layers: 2
-    number_of_epochs: 2
-    batch_size: 32
-    maximum_tokens_per_window: 32
-    learning_rate: 0.001
-    training:
-      deployment_target: sagemaker_serverless
-      image_uri: 111122223333.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6-cpu-py312
-      inference_image_uri: 111122223333.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6-cpu-py312
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -49,16 +29,6 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from plexus_train.tinymodel import build_tiny_bert, csv_texts, vocabulary
 
     return build_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", vocabulary(csv_texts(DEMO_DATA, "text")))
-
-
-def make_project(directory: Path, model: Path) -> Path:
-    """A working directory with one scorecard (whole-file layout) and the demo data as `tickets`."""
-    (directory / "scorecards").mkdir(parents=True)
-    (directory / "datasources").mkdir()
-    (directory / "scorecards" / "test.yaml").write_text(SCORECARD.format(model=model), encoding="utf-8")
-    shutil.copyfile(DEMO_DATA, directory / "datasources" / "tickets.csv")
-    (directory / "datasources" / "tickets.yaml").write_text("path: tickets.csv\ntext_column: text\n", encoding="utf-8")
-    return directory
 
 
 @pytest.fixture
@@ -86,6 +56,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     return root
 
 
-def cli_env() -> dict[str, str]:
-    """Subprocesses run from temporary directories: make sure they import this checkout."""
-    return {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+@pytest.fixture
+def plexus(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
+    """`plexus ARGS...` in-process (`plexus_train.cli.main`), in the current directory; what it printed before
+    is dropped."""
+    from plexus_train.cli import main
+
+    def run(*argv: str) -> Ran:
+        capsys.readouterr()
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run

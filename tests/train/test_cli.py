@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.helpers import ROOT, run_cli
-from tests.train.conftest import cli_env
+from tests.helpers import ROOT
+from tests.train.helpers import BUCKET, plexus_cli, publish_outputs
 
 HEAVY = ("torch", "transformers", "sagemaker", "boto3")
 
@@ -27,14 +27,14 @@ def test_importing_the_cli_and_help_load_nothing_heavy() -> None:
 
 
 def test_help_lists_the_commands() -> None:
-    result = run_cli("--help", module="plexus_train", env=cli_env())
+    result = plexus_cli("--help")
     assert result.returncode == 0
     assert all(command in result.stdout for command in ("train", "provision", "predict"))
 
 
 def test_unknown_scorecard_is_one_line_and_exit_one(tmp_path) -> None:
     (tmp_path / "scorecards").mkdir()
-    result = run_cli("train", "--scorecard", "x", "--score", "y", module="plexus_train", cwd=tmp_path, env=cli_env())
+    result = plexus_cli("train", "--scorecard", "x", "--score", "y", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr == "error: no scorecard 'x' under scorecards/; found: none\n"
 
@@ -45,18 +45,16 @@ def test_yaml_is_accepted_and_its_help_says_it_is_the_only_source() -> None:
     parser = build_parser()
     assert parser.parse_args(["train", "--scorecard", "a", "--score", "b", "--yaml"]).yaml is True
     assert parser.parse_args(["train", "--scorecard", "a", "--score", "b"]).yaml is False
-    help_text = " ".join(run_cli("train", "--help", module="plexus_train", env=cli_env()).stdout.split())
+    help_text = " ".join(plexus_cli("train", "--help").stdout.split())
     assert "--yaml accepted for compatibility: scorecards always come from scorecards/*.yaml (the only source)" in (
         help_text
     )
 
 
 def test_status_without_an_endpoint_is_one_error_line_and_exit_one(sandbox, project) -> None:
-    from tests.train.test_sagemaker import publish_outputs
-
     publish_outputs()
     argv = ("provision", "status", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--env", "test")
-    result = run_cli(*argv, module="plexus_train", cwd=project, env=cli_env())
+    result = plexus_cli(*argv, cwd=project)
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == (
@@ -64,12 +62,10 @@ def test_status_without_an_endpoint_is_one_error_line_and_exit_one(sandbox, proj
     )
 
 
-def test_a_sagemaker_run_on_s3_data_makes_one_set_of_clients(sandbox, project, monkeypatch, capsys) -> None:
+def test_a_sagemaker_run_on_s3_data_makes_one_set_of_clients(sandbox, project, monkeypatch, plexus) -> None:
     import boto3
 
     from plexus_infra.core import aws
-    from plexus_train.cli import main
-    from tests.train.test_sagemaker import BUCKET, publish_outputs
 
     publish_outputs()
     boto3.client("s3").put_object(
@@ -84,7 +80,6 @@ def test_a_sagemaker_run_on_s3_data_makes_one_set_of_clients(sandbox, project, m
 
     monkeypatch.setattr(aws.Clients, "__init__", counting)
     argv = ["train", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--env", "test"]
-    main([*argv, "--platform", "sagemaker", "--data", f"s3://{BUCKET}/in/tickets.csv"])
-    out, err = capsys.readouterr()
-    assert "240 examples from s3://" in out, err  # the data was read from S3, then the job created
+    ran = plexus(*argv, "--platform", "sagemaker", "--data", f"s3://{BUCKET}/in/tickets.csv")
+    assert "240 examples from s3://" in ran.out, ran.err  # the data was read from S3, then the job created
     assert made == ["us-east-1"]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from plexus_train import datasources
-from plexus_train.dataset import DataError, read_csv, to_dataset
-from tests.helpers import run_cli
-from tests.train.conftest import cli_env
+from plexus_train.container.dataset import read_csv, to_dataset
+from plexus_train.container.errors import DataError
+from tests.train.helpers import plexus_cli
 
 
 def dataset_from(text: str):
@@ -53,9 +53,9 @@ def test_data_source_by_name_and_by_path(project: Path) -> None:
 
 def test_cli_refuses_bad_data_before_training(project: Path) -> None:
     (project / "one-class.csv").write_text("text,topic\nhello there,billing\nagain here,billing\n")
-    result = run_cli(
+    result = plexus_cli(
         "train", "--scorecard", "test-scorecard-v-1-0", "--score", "ticket-topic", "--data", "one-class.csv",
-        module="plexus_train", cwd=project, env=cli_env(),
+        cwd=project,
     )  # fmt: skip
     assert result.returncode == 1
     assert (

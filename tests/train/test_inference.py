@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from plexus_train import inference
-from tests.helpers import run_cli
-from tests.train.conftest import cli_env
+from plexus_train.container import inference
+from tests.train.helpers import plexus_cli
 
 MODEL = Path("models") / "test-scorecard-v-1-0" / "ticket-topic"
 
@@ -42,9 +41,9 @@ def test_predict_cli_gives_the_handlers_answers(trained: Path) -> None:
     texts = ["the courier never arrived", "the login page keeps crashing", "my invoice is wrong again"]
     with (trained / "ask.csv").open("w", newline="") as handle_:
         csv.writer(handle_).writerows([["text"], *[[t] for t in texts]])
-    result = run_cli(
+    result = plexus_cli(
         "predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--file", "ask.csv", "--json",
-        module="plexus_train", cwd=trained, env=cli_env(),
+        cwd=trained,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     model = inference.model_fn(str(trained / MODEL))
@@ -53,9 +52,8 @@ def test_predict_cli_gives_the_handlers_answers(trained: Path) -> None:
 
 
 def test_predict_without_a_trained_model_says_to_train(project: Path) -> None:
-    result = run_cli(
-        "predict", "--scorecard", "test-scorecard-v-1-0", "--score", "ticket-topic", "--text", "hi",
-        module="plexus_train", cwd=project, env=cli_env(),
+    result = plexus_cli(
+        "predict", "--scorecard", "test-scorecard-v-1-0", "--score", "ticket-topic", "--text", "hi", cwd=project,
     )  # fmt: skip
     assert result.returncode == 1
     assert "no trained model here" in result.stderr and "run `plexus train` first" in result.stderr
@@ -100,31 +98,27 @@ def _damage_tokenizer_files_missing(model: Path) -> None:
     ],
 )
 def test_damaged_artifacts_are_one_error_line_in_predict_and_a_clear_error_in_model_fn(
-    trained: Path, tmp_path: Path, monkeypatch, capsys, damage, what: str
+    trained: Path, tmp_path: Path, monkeypatch, plexus, damage, what: str
 ) -> None:
     import shutil
 
-    from plexus_infra.core.errors import PlexusError
-    from plexus_train.cli import main
+    from plexus_train.container.errors import ContainerError
 
     work = tmp_path / "project"
     shutil.copytree(trained, work)
     damage(work / MODEL)
     monkeypatch.chdir(work)
-    capsys.readouterr()
-    code = main(["predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--text", "refund"])
-    err = capsys.readouterr().err
+    ran = plexus("predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--text", "refund")
+    code, err = ran.code, ran.err
     assert code == 1
     assert err.startswith(f"error: {MODEL}: damaged model: {what}") and err.count("\n") == 1, err
-    with pytest.raises(PlexusError, match=f"damaged model: {re.escape(what)}"):
+    with pytest.raises(ContainerError, match=f"damaged model: {re.escape(what)}"):
         inference.model_fn(str(work / MODEL))
 
 
-def test_predict_file_reads_the_column_the_model_was_trained_on(trained: Path, tmp_path: Path, monkeypatch, capsys):
+def test_predict_file_reads_the_column_the_model_was_trained_on(trained: Path, tmp_path: Path, monkeypatch, plexus):
     """The model's config.json names its text column; the score and data source need not say it again."""
     import shutil
-
-    from plexus_train.cli import main
 
     work = tmp_path / "project"
     shutil.copytree(trained, work)
@@ -135,10 +129,10 @@ def test_predict_file_reads_the_column_the_model_was_trained_on(trained: Path, t
     with (work / "ask.csv").open("w", newline="") as handle_:
         csv.writer(handle_).writerows([["id", "body"], ["1", "the courier never arrived"]])
     monkeypatch.chdir(work)
-    capsys.readouterr()
     argv = ["predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--file", "ask.csv", "--json"]
-    assert main(argv) == 0, capsys.readouterr().err
-    rows = json.loads(capsys.readouterr().out)
+    ran = plexus(*argv)
+    assert ran.code == 0, ran.err
+    rows = json.loads(ran.out)
     assert [row["text"] for row in rows] == ["the courier never arrived"]
 
 
@@ -157,28 +151,25 @@ def test_output_fn_encodes_the_one_prediction_of_a_request() -> None:
 
 
 @pytest.mark.parametrize(("text", "shown"), [("", "empty"), (" \t\n", "only whitespace")])
-def test_predict_refuses_an_empty_text_as_training_does(trained: Path, monkeypatch, capsys, text, shown) -> None:
-    from plexus_train.cli import main
-
+def test_predict_refuses_an_empty_text_as_training_does(trained: Path, monkeypatch, plexus, text, shown) -> None:
     monkeypatch.chdir(trained)
-    assert main(["predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--text", text]) == 1
-    out, err = capsys.readouterr()
-    assert (out, err) == ("", f"error: --text is {shown}; give a text to classify\n")
+    ran = plexus("predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--text", text)
+    assert ran.code == 1
+    assert (ran.out, ran.err) == ("", f"error: --text is {shown}; give a text to classify\n")
 
 
-def test_predict_file_refuses_blank_rows_naming_them(trained: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    from plexus_train.cli import main
-
+def test_predict_file_refuses_blank_rows_naming_them(trained: Path, tmp_path: Path, monkeypatch, plexus) -> None:
     monkeypatch.chdir(trained)
     ask = tmp_path / "ask.csv"
     argv = ["predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--file", str(ask)]
     ask.write_text("text\nthe courier never arrived\n   \n")
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err == f"error: {ask}: column 'text' is empty or only whitespace in row 3; every row needs a text\n"
+    ran = plexus(*argv)
+    assert ran.code == 1
+    assert ran.err == f"error: {ask}: column 'text' is empty or only whitespace in row 3; every row needs a text\n"
     ask.write_text('text\n""\nfine\n" "\n')
-    assert main(argv) == 1
-    assert "in 2 rows (rows 2, 4); every row needs a text" in capsys.readouterr().err
+    ran = plexus(*argv)
+    assert ran.code == 1
+    assert "in 2 rows (rows 2, 4); every row needs a text" in ran.err
 
 
 def test_the_handlers_refuse_an_empty_text_too() -> None:

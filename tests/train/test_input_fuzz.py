@@ -23,14 +23,13 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from plexus_infra.core.errors import ManifestError, PlexusError
-from plexus_train import cli, datasources
-from plexus_train.dataset import Dataset, read_csv, to_dataset
+from plexus_train import datasources
+from plexus_train.container.dataset import Dataset, read_csv, to_dataset
 from plexus_train.platforms.local import LocalPlatform
 from plexus_train.platforms.sagemaker import SageMakerPlatform
 from plexus_train.scorecards import Score, find_score
-from tests.helpers import run_cli
 from tests.mutations import Path_, deeply_nested, nodes, other_type, replaced
-from tests.train.conftest import cli_env
+from tests.train.helpers import plexus_cli
 
 SETTINGS = settings(
     max_examples=120,
@@ -508,9 +507,8 @@ def test_cli_train_on_a_bad_score_file_prints_one_located_line_and_exits_1(probl
     (tmp_path / "scorecards").mkdir()
     header = "name: Bad\nscores:\n  - name: Broken\n    class: BERTClassifier\n"
     (tmp_path / "scorecards" / "bad.yaml").write_text(header + line, encoding="utf-8")
-    result = run_cli(
-        "train", "--scorecard", "Bad", "--score", "Broken", "--data", "x.csv",
-        module="plexus_train", cwd=tmp_path, env=cli_env(),
+    result = plexus_cli(
+        "train", "--scorecard", "Bad", "--score", "Broken", "--data", "x.csv", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -553,9 +551,14 @@ def fuzz_project() -> Iterator[Path]:
             os.chdir(before)
 
 
+Trial = tuple[int, str, Dataset | None]  # exit code, stderr, the dataset training started with
+
+
 @pytest.fixture
-def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any platform's train() raises Started instead of training (and writes nothing)."""
+def plexus_train(monkeypatch: pytest.MonkeyPatch, plexus: Callable[..., Any]) -> Callable[[str], Trial]:
+    """`plexus train --scorecard Fuzz --score Topic --data DATA` in-process, with any platform's train() raising
+    Started instead of training (and writing nothing): exit code, stderr, the dataset training would have started
+    with (None when it did not start)."""
 
     def started(_self: Any, _score: Score, dataset: Dataset) -> Any:
         raise Started(dataset)
@@ -563,17 +566,14 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LocalPlatform, "train", started)
     monkeypatch.setattr(SageMakerPlatform, "train", started)
 
-
-def plexus_train(data: str) -> tuple[int, str, Dataset | None]:
-    """`plexus train --scorecard Fuzz --score Topic --data DATA` in-process: exit code, stderr, the dataset
-    training would have started with (None when it did not start)."""
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+    def run(data: str) -> Trial:
         try:
-            code = cli.main(["train", "--scorecard", "Fuzz", "--score", "Topic", "--data", data])
-        except Started as started:
-            return 0, err.getvalue(), started.dataset
-    return code, err.getvalue(), None
+            ran = plexus("train", "--scorecard", "Fuzz", "--score", "Topic", "--data", data)
+        except Started as reached:
+            return 0, "", reached.dataset
+        return ran.code, ran.err, None
+
+    return run
 
 
 def assert_trainable(dataset: Dataset, source: str) -> None:
@@ -641,7 +641,7 @@ def csv_files(draw: st.DrawFn) -> bytes:
 @settings(SETTINGS, max_examples=150)
 @given(raw=csv_files())
 def test_random_csv_gives_a_trainable_dataset_or_one_clean_error_before_training(
-    raw: bytes, fuzz_project: Path, no_training: None
+    raw: bytes, fuzz_project: Path, plexus_train: Callable[[str], Trial]
 ) -> None:
     path = fuzz_project / "data.csv"
     path.write_bytes(raw)
@@ -693,7 +693,7 @@ GOOD_CSV = "text,label\nhello there,a\nsee you,a\nnice day,b\nbad day,b\n"
 @settings(SETTINGS, max_examples=100)
 @given(doc=broken_datasources())
 def test_mutated_datasource_yaml_is_refused_with_located_lines_before_training(
-    doc: dict[str, Any], fuzz_project: Path, no_training: None
+    doc: dict[str, Any], fuzz_project: Path, plexus_train: Callable[[str], Trial]
 ) -> None:
     (fuzz_project / "datasources" / "good.csv").write_text(GOOD_CSV, encoding="utf-8")
     (fuzz_project / "datasources" / "src.yaml").write_text(dump(doc), encoding="utf-8")
@@ -708,7 +708,7 @@ def test_mutated_datasource_yaml_is_refused_with_located_lines_before_training(
 @SETTINGS
 @given(doc=datasource_docs, path=st.text(max_size=300) | st.just("good.csv"), name=st.text(max_size=300))
 def test_any_datasource_path_or_data_name_resolves_loads_or_fails_cleanly(
-    doc: dict[str, Any], path: str, name: str, fuzz_project: Path, no_training: None
+    doc: dict[str, Any], path: str, name: str, fuzz_project: Path, plexus_train: Callable[[str], Trial]
 ) -> None:
     (fuzz_project / "datasources" / "good.csv").write_text(GOOD_CSV, encoding="utf-8")
     (fuzz_project / "datasources" / "src.yaml").write_text(dump({**doc, "path": path}), encoding="utf-8")
@@ -722,21 +722,21 @@ def test_any_datasource_path_or_data_name_resolves_loads_or_fails_cleanly(
             assert not (fuzz_project / "models").exists()
 
 
-def test_a_column_name_with_a_line_break_is_shown_on_the_one_error_line(fuzz_project: Path, no_training) -> None:
+def test_a_column_name_with_a_line_break_is_shown_on_the_one_error_line(fuzz_project: Path, plexus_train) -> None:
     (fuzz_project / "broken.csv").write_text('"te\nxt",label\nhello,a\n', encoding="utf-8")
     code, err, _ = plexus_train("broken.csv")
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert "the columns are: 'te\\nxt', label" in err
 
 
-def test_a_data_name_too_long_for_the_file_system_is_a_clean_error(fuzz_project: Path, no_training) -> None:
+def test_a_data_name_too_long_for_the_file_system_is_a_clean_error(fuzz_project: Path, plexus_train) -> None:
     code, err, _ = plexus_train("x" * 5000 + ".csv")
     assert code == 1 and "no such data file" in err and len(err.strip().splitlines()) == 1
     code, err, _ = plexus_train("x" * 5000)
     assert code == 1 and err.startswith("error: no data source")
 
 
-def test_a_label_that_looks_like_rich_markup_is_printed_not_parsed(fuzz_project: Path, no_training) -> None:
+def test_a_label_that_looks_like_rich_markup_is_printed_not_parsed(fuzz_project: Path, plexus_train) -> None:
     (fuzz_project / "markup.csv").write_text("text,label\nhello,[/]\nworld,[/]\nagain,b\nmore,b\n", encoding="utf-8")
     code, err, dataset = plexus_train("markup.csv")
     assert dataset is not None and dataset.class_counts() == {"[/]": 2, "b": 2}, (code, err)

@@ -11,7 +11,7 @@ import pytest
 
 from plexus_infra.sandbox import Sandbox
 from plexus_train import datasources
-from plexus_train.dataset import DataError
+from plexus_train.container.errors import DataError
 
 ROWS = {"text": ["the parcel is late", "refund my card", "where is my box", "charged twice"],
         "topic": ["shipping", "billing", "shipping", "billing"]}  # fmt: skip

@@ -19,27 +19,30 @@ from botocore.stub import Stubber
 from plexus_infra.core.aws import Clients
 from plexus_infra.core.errors import PlexusError
 from plexus_infra.environments import TrainingOutputs as Outputs
+from plexus_infra.plan import CREATE, DELETE, UPDATE, Change
+from plexus_train.model_source import DIGEST_METADATA, UPLOAD_LOCAL, USE_BUCKET, LocalModel, choose_model
 from plexus_train.packaging import tree_digest
-from plexus_train.provision import (
-    DIGEST_METADATA,
-    UPLOAD_LOCAL,
-    USE_BUCKET,
-    LocalModel,
-    Provisioner,
-    choose_model,
-    endpoint_spec,
-)
+from plexus_train.provision import CONFIG_KIND, ENDPOINT_KIND, MODEL_KIND, Provisioned, Provisioner, endpoint_spec
 from plexus_train.scorecards import find_score
-from tests.helpers import run_cli
-from tests.train.conftest import cli_env
-from tests.train.test_sagemaker import BUCKET, ROLE, Recorder, publish_outputs
+from tests.train.helpers import BUCKET, ROLE, StatusRecorder, plexus_cli, publish_outputs
 
 ENDPOINT = "test-scorecard-v-1-0--ticket-topic"
 CANONICAL = "models/test-scorecard-v-1-0/ticket-topic/model.tar.gz"
 
 
 def provisioner(root: Path) -> Provisioner:
-    return Provisioner(Clients("us-east-1"), Outputs(BUCKET, ROLE), Recorder(), models_root=root, sleep=lambda _: None)
+    return Provisioner(
+        Clients("us-east-1"), Outputs(BUCKET, ROLE), StatusRecorder(), "test", models_root=root, sleep=lambda _: None
+    )
+
+
+def actions(result: Provisioned) -> list[tuple[str, tuple[str, ...]]]:
+    """(kind, actions) of each change made, in order."""
+    return [(change.kind, change.actions) for change in result.plan.pending]
+
+
+def name(change: Change) -> str:
+    return change.address.split(".", 1)[1]
 
 
 def test_local_artifacts_are_packaged_then_a_rerun_is_a_no_op(sandbox, trained: Path, monkeypatch) -> None:
@@ -47,11 +50,7 @@ def test_local_artifacts_are_packaged_then_a_rerun_is_a_no_op(sandbox, trained: 
     publish_outputs()
     score = find_score("Test Scorecard v 1.0", "Ticket Topic")
     first = provisioner(trained / "models").provision(score)
-    assert [c.split(" ")[:2] for c in first.changes] == [
-        ["created", "model"],
-        ["created", "endpoint"],
-        ["created", "endpoint"],
-    ]
+    assert actions(first) == [(MODEL_KIND, CREATE), (CONFIG_KIND, CREATE), (ENDPOINT_KIND, CREATE)]
     assert boto3.client("s3").head_object(Bucket=BUCKET, Key=CANONICAL)["ContentLength"] > 0
     endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT)
     assert endpoint["EndpointStatus"] == "InService"
@@ -59,11 +58,10 @@ def test_local_artifacts_are_packaged_then_a_rerun_is_a_no_op(sandbox, trained: 
     assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
 
     again = provisioner(trained / "models").provision(score)
-    assert again.changes == []
-    assert (
-        len(again.noops) == 3
-        and again.noops[2] == f"endpoint {ENDPOINT} already serves {endpoint['EndpointConfigName']}"
-    )
+    assert again.plan.pending == ()
+    noops = [change for change in again.plan.changes if change.is_noop]
+    assert len(noops) == 3 and noops[2].address == f"{ENDPOINT_KIND}.{ENDPOINT}"
+    assert noops[2].reason == f"already serves {endpoint['EndpointConfigName']}"
 
 
 @contextlib.contextmanager
@@ -104,9 +102,17 @@ def test_a_new_model_gives_a_new_config_updates_the_endpoint_and_retires_the_old
     with playing_updates(chosen, expected) as stubber:
         result = chosen.provision(score)
         stubber.assert_no_pending_responses()
-    assert result.changes[0].startswith("created model") and result.changes[1].startswith("created endpoint config")
-    assert result.changes[2] == f"updated endpoint {ENDPOINT}: {old_config} → {expected['EndpointConfigName']}"
-    assert result.changes[3:] == [f"deleted endpoint config {old_config}", f"deleted model {old_model}"]
+    made = result.plan.pending
+    assert actions(result)[:2] == [(MODEL_KIND, CREATE), (CONFIG_KIND, CREATE)]
+    assert (made[2].address, made[2].actions) == (f"{ENDPOINT_KIND}.{ENDPOINT}", UPDATE)
+    assert (made[2].before["EndpointConfigName"], made[2].after) == (
+        old_config,
+        {"EndpointConfigName": expected["EndpointConfigName"]},
+    )
+    assert [(c.address, c.actions) for c in made[3:]] == [
+        (f"{CONFIG_KIND}.{old_config}", DELETE),
+        (f"{MODEL_KIND}.{old_model}", DELETE),
+    ]
     assert [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]] == [
         expected["EndpointConfigName"]
     ]
@@ -142,7 +148,7 @@ def test_status_and_delete_through_the_cli(sandbox, trained: Path) -> None:
     base = ["--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--env", "test"]
 
     def plexus(*args: str):
-        return run_cli(*args, *base, module="plexus_train", cwd=work, env=cli_env())
+        return plexus_cli(*args, *base, cwd=work)
 
     assert plexus("provision", "status").returncode == 1
     created = plexus("provision", "endpoint")
@@ -180,20 +186,21 @@ def test_delete_removes_every_model_and_config_made_for_the_score_and_nothing_el
 
     deleted = provisioner(trained / "models").delete(score)
 
-    assert deleted == [
-        f"endpoint {ENDPOINT}",
-        f"endpoint config {stem}-c{'a' * 10}",
-        f"endpoint config {stem}-c{'b' * 10}",
-        f"model {ours[0]}",
-        f"model {ours[1]}",
+    assert [change.address for change in deleted] == [
+        f"{ENDPOINT_KIND}.{ENDPOINT}",
+        f"{CONFIG_KIND}.{stem}-c{'a' * 10}",
+        f"{CONFIG_KIND}.{stem}-c{'b' * 10}",
+        f"{MODEL_KIND}.{ours[0]}",
+        f"{MODEL_KIND}.{ours[1]}",
     ]
+    assert {change.actions for change in deleted} == {DELETE}
     assert sorted(m["ModelName"] for m in sagemaker.list_models()["Models"]) == sorted(others)
     configs = [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]]
     assert configs == [f"{stem}-extra-c{'c' * 10}"]
     # Leftovers without an endpoint are still found; then nothing is left to do.
     sagemaker.create_model(ModelName=ours[1], PrimaryContainer=container, ExecutionRoleArn=ROLE)
-    assert provisioner(trained / "models").delete(score) == [f"model {ours[1]}"]
-    assert provisioner(trained / "models").delete(score) == []
+    assert [change.address for change in provisioner(trained / "models").delete(score)] == [f"{MODEL_KIND}.{ours[1]}"]
+    assert provisioner(trained / "models").delete(score) == ()
 
 
 def test_serverless_and_realtime_variants_and_local_targets(project: Path) -> None:
@@ -250,7 +257,7 @@ def test_a_local_retrain_is_uploaded_and_served_then_a_rerun_is_a_no_op(
     work, score, local = trained_workspace(trained, tmp_path, monkeypatch)
     chosen = provisioner(work / "models")
     first = chosen.provision(score)
-    assert first.model == f"s3://{BUCKET}/{CANONICAL}: uploaded from {local}/, the bucket holds no model yet"
+    assert first.model.origin == f"s3://{BUCKET}/{CANONICAL}: uploaded from {local}/, the bucket holds no model yet"
     s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
     assert s3.head_object(Bucket=BUCKET, Key=CANONICAL)["Metadata"] == {DIGEST_METADATA: tree_digest(local)}
     old_config = sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
@@ -261,22 +268,32 @@ def test_a_local_retrain_is_uploaded_and_served_then_a_rerun_is_a_no_op(
     with playing_updates(chosen) as stubber:
         second = chosen.provision(score)
         stubber.assert_no_pending_responses()
-    assert second.model.startswith(f"s3://{BUCKET}/{CANONICAL}: uploaded from {local}/, the local artifacts changed")
+    assert second.model.origin.startswith(
+        f"s3://{BUCKET}/{CANONICAL}: uploaded from {local}/, the local artifacts changed"
+    )
     assert s3.head_object(Bucket=BUCKET, Key=CANONICAL)["Metadata"] == {DIGEST_METADATA: retrained}
     new_config = _new_config_name(chosen, score)
-    assert [c.split(" ")[:2] for c in second.changes] == [
-        ["created", "model"],
-        ["created", "endpoint"],
-        ["updated", "endpoint"],
-        ["deleted", "endpoint"],
-        ["deleted", "model"],
+    assert actions(second) == [
+        (MODEL_KIND, CREATE),
+        (CONFIG_KIND, CREATE),
+        (ENDPOINT_KIND, UPDATE),
+        (CONFIG_KIND, DELETE),
+        (MODEL_KIND, DELETE),
     ]
-    assert second.changes[2] == f"updated endpoint {ENDPOINT}: {old_config} → {new_config}"
+    update = second.plan.pending[2]
+    assert (name(update), update.before["EndpointConfigName"], update.after) == (
+        ENDPOINT,
+        old_config,
+        {"EndpointConfigName": new_config},
+    )
     assert sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == new_config
 
     third = chosen.provision(score)
-    assert third.changes == []
-    assert third.model == f"s3://{BUCKET}/{CANONICAL}: the local artifacts, uploaded earlier (sha256 {retrained[:12]})"
+    assert third.plan.pending == ()
+    assert (
+        third.model.origin
+        == f"s3://{BUCKET}/{CANONICAL}: the local artifacts, uploaded earlier (sha256 {retrained[:12]})"
+    )
 
 
 def test_a_sagemaker_jobs_model_is_served_unless_the_local_artifacts_are_newer(
@@ -287,8 +304,8 @@ def test_a_sagemaker_jobs_model_is_served_unless_the_local_artifacts_are_newer(
     s3.put_object(Bucket=BUCKET, Key=CANONICAL, Body=b"a job's model archive")  # as _publish_model copies it
     chosen = provisioner(work / "models")
     served = chosen.provision(score)
-    assert served.model.startswith(f"s3://{BUCKET}/{CANONICAL}: a SageMaker job's model (stored ")
-    assert served.model.endswith(f"newer than the local artifacts in {local}/, which are not used")
+    assert served.model.origin.startswith(f"s3://{BUCKET}/{CANONICAL}: a SageMaker job's model (stored ")
+    assert served.model.origin.endswith(f"newer than the local artifacts in {local}/, which are not used")
     assert s3.get_object(Bucket=BUCKET, Key=CANONICAL)["Body"].read() == b"a job's model archive"
 
     later = time.time() + 3600  # retrained locally after the job
@@ -296,11 +313,13 @@ def test_a_sagemaker_jobs_model_is_served_unless_the_local_artifacts_are_newer(
         os.utime(path, (later, later))
     with playing_updates(chosen):
         replaced = chosen.provision(score)
-    assert (
-        "uploaded from" in replaced.model and "the local artifacts are newer than the bucket's model" in replaced.model
-    )
+    origin = replaced.model.origin
+    assert "uploaded from" in origin and "the local artifacts are newer than the bucket's model" in origin
     assert s3.head_object(Bucket=BUCKET, Key=CANONICAL)["Metadata"] == {DIGEST_METADATA: tree_digest(local)}
-    assert replaced.changes[2].startswith(f"updated endpoint {ENDPOINT}")
+    assert (replaced.plan.pending[2].address, replaced.plan.pending[2].actions) == (
+        f"{ENDPOINT_KIND}.{ENDPOINT}",
+        UPDATE,
+    )
 
 
 def test_without_local_artifacts_the_buckets_model_is_served_as_before(sandbox, trained: Path, tmp_path) -> None:
@@ -308,8 +327,8 @@ def test_without_local_artifacts_the_buckets_model_is_served_as_before(sandbox, 
     score = find_score("Test Scorecard v 1.0", "Ticket Topic", trained / "scorecards")
     boto3.client("s3").put_object(Bucket=BUCKET, Key=CANONICAL, Body=b"a job's model archive")
     result = provisioner(tmp_path / "no-models").provision(score)
-    assert result.model == f"s3://{BUCKET}/{CANONICAL}: no local artifacts"
-    assert result.changes[0].startswith("created model")
+    assert result.model.origin == f"s3://{BUCKET}/{CANONICAL}: no local artifacts"
+    assert actions(result)[0] == (MODEL_KIND, CREATE)
 
 
 def test_choose_model_uploads_changed_or_newer_local_artifacts_only() -> None:

@@ -21,37 +21,12 @@ from plexus_infra.environments import resolve_target, training_outputs
 from plexus_train import datasources
 from plexus_train.platforms.sagemaker import SageMakerPlatform, TrainingJobFailed
 from plexus_train.scorecards import find_score
-from tests.helpers import run_cli
-from tests.train.conftest import cli_env
+from tests.train.helpers import BUCKET, ROLE, StatusRecorder, plexus_cli, publish_outputs
 
-BUCKET = "plexus-test-training"
-ROLE = "arn:aws:iam::123456789012:role/plexus-test-sagemaker-training"
 JOB = "test-scorecard-v-1-0--ticket-topic-fixed"
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def status(self, text: str) -> None:
-        self.lines.append(text)
-
-    def log(self, line: str) -> None:
-        self.lines.append(f"log: {line}")
-
-
-def publish_outputs(env: str = "test") -> None:
-    """What `plexus-infra apply` leaves behind: the bucket (no policy: moto refuses PutObject under a Deny)
-    and the SSM outputs."""
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    ssm = boto3.client("ssm")
-    values = {"training-bucket-name": BUCKET, "training-bucket-arn": f"arn:aws:s3:::{BUCKET}"}
-    values["sagemaker-training-role-arn"] = ROLE
-    for key, value in values.items():
-        ssm.put_parameter(Name=f"/plexus/{env}/{key}", Value=value, Type="String")
-
-
-def platform(reporter: Recorder) -> SageMakerPlatform:
+def platform(reporter: StatusRecorder) -> SageMakerPlatform:
     return SageMakerPlatform(
         Clients("us-east-1"), Outputs(BUCKET, ROLE), reporter, job_name=lambda _: JOB, sleep=lambda _: None
     )
@@ -78,7 +53,7 @@ def test_job_uploads_packages_trains_and_publishes_the_model(sandbox, project: P
     # moto runs no container: play its part by putting the job's model where SageMaker would.
     job_output = f"models/{score.path}/jobs/{JOB}/output/model.tar.gz"
     s3.put_object(Bucket=BUCKET, Key=job_output, Body=b"model archive")
-    reporter = Recorder()
+    reporter = StatusRecorder()
 
     result = platform(reporter).train(score, dataset)
 
@@ -96,7 +71,7 @@ def test_job_uploads_packages_trains_and_publishes_the_model(sandbox, project: P
     assert data.decode().splitlines()[0] == "text,topic" and len(data.decode().splitlines()) == 241
     code = s3.get_object(Bucket=BUCKET, Key="training-code/test-scorecard-v-1-0/ticket-topic/sourcedir.tar.gz")
     with tarfile.open(fileobj=io.BytesIO(code["Body"].read())) as archive:
-        assert {"train.py", "requirements.txt", "plexus_train/classifiers/trainer.py"} <= set(archive.getnames())
+        assert {"train.py", "requirements.txt", "plexus_train/container/trainer.py"} <= set(archive.getnames())
 
     job = boto3.client("sagemaker").describe_training_job(TrainingJobName=JOB)
     hps = job["HyperParameters"]
@@ -115,7 +90,7 @@ def test_failed_job_raises_its_failure_reason(sandbox, project: Path) -> None:
     publish_outputs()
     score = find_score("Test Scorecard v 1.0", "Ticket Topic")
     dataset = datasources.load(datasources.resolve("tickets"), "text", "topic")
-    chosen = platform(Recorder())
+    chosen = platform(StatusRecorder())
     # moto cannot fail a job: stub describe_training_job alone (on a second client); creation still goes to moto.
     sagemaker = boto3.client("sagemaker")
     stubber = Stubber(sagemaker)
@@ -154,7 +129,7 @@ class _Split:
 
 def test_job_creation_retries_while_the_role_propagates(sandbox, project: Path) -> None:
     publish_outputs()
-    chosen = platform(Recorder())
+    chosen = platform(StatusRecorder())
     sagemaker = boto3.client("sagemaker")
     stubber = Stubber(sagemaker)
     message = "Could not assume role arn:aws:iam::123456789012:role/x"
@@ -174,10 +149,9 @@ def test_job_creation_retries_while_the_role_propagates(sandbox, project: Path) 
 
 def test_cli_sagemaker_training_creates_the_job_and_reports_a_missing_model(sandbox, project: Path) -> None:
     publish_outputs()
-    result = run_cli(
+    result = plexus_cli(
         "train", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--platform", "sagemaker",
-        "--env", "test", "--epochs", "5",
-        module="plexus_train", cwd=project, env=cli_env(),
+        "--env", "test", "--epochs", "5", cwd=project,
     )  # fmt: skip
     # moto completes the job at once with an invented artifact path and no object there: say so honestly.
     assert result.returncode == 1
@@ -200,7 +174,7 @@ def test_missing_image_uri_asks_for_it() -> None:
 
 def test_job_log_lines_are_printed_once_each_as_they_arrive(sandbox, project: Path) -> None:
     """CloudWatch Logs in moto: two polls of a job's streams, with a new line between them."""
-    reporter = Recorder()
+    reporter = StatusRecorder()
     chosen = platform(reporter)
     logs = boto3.client("logs")
     now = int(time.time() * 1000)  # CloudWatch (and moto) drop events older than 14 days
@@ -231,7 +205,7 @@ def test_the_job_writes_under_models_which_the_training_role_may_write(sandbox, 
     """plexus-infra's training role may write training-data/*, models/* and training-code/* only."""
     publish_outputs()
     score = find_score("Test Scorecard v 1.0", "Ticket Topic")
-    request = platform(Recorder()).job_request(JOB, score, score.config)
+    request = platform(StatusRecorder()).job_request(JOB, score, score.config)
     output = request["OutputDataConfig"]["S3OutputPath"]
     assert output == f"s3://{BUCKET}/models/test-scorecard-v-1-0/ticket-topic/jobs"
     assert output.removeprefix(f"s3://{BUCKET}/").split("/")[0] in ("training-data", "models", "training-code")
@@ -252,7 +226,7 @@ def test_the_wait_outlasts_the_jobs_own_maximum_runtime(sandbox, project: Path, 
         sagemaker, "wait", lambda waiter, *a, **k: timeouts.append(waiter.timeout) or real_wait(waiter, *a, **k)
     )
     dataset = datasources.load(datasources.resolve("tickets"), "text", "topic")
-    platform(Recorder()).train(long, dataset)
+    platform(StatusRecorder()).train(long, dataset)
     assert timeouts == [5 * 86_400 + 3600]
     assert sagemaker.job_waiter(score).timeout == 86_400 + 3600  # the default max_runtime_seconds, plus an hour
 
@@ -261,7 +235,7 @@ def test_code_is_uploaded_with_the_multipart_capable_transfer_not_one_put_object
     publish_outputs()
     score = find_score("Test Scorecard v 1.0", "Ticket Topic")
     boto3.client("s3").put_object(Bucket=BUCKET, Key=f"models/{score.path}/jobs/{JOB}/output/model.tar.gz", Body=b"m")
-    chosen = platform(Recorder())
+    chosen = platform(StatusRecorder())
     s3 = chosen.clients.s3
     real_put = s3.put_object
 
@@ -295,7 +269,7 @@ def test_tarballs_are_reproducible_byte_for_byte(tmp_path: Path) -> None:
 def test_packaged_requirements_pin_the_transformers_major_that_saved_the_artifacts() -> None:
     from importlib.metadata import version
 
-    from plexus_train.packaging import requirements
+    from plexus_train.container.bundle import requirements
 
     major = int(version("transformers").split(".")[0])
     assert f"transformers>={major},<{major + 1}" in requirements().splitlines()

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from plexus_infra.core.errors import ManifestError, PlexusError
 from plexus_train.scorecards import find_score, key_of
-from tests.helpers import run_cli
-from tests.train.conftest import cli_env
+from tests.train.helpers import plexus_cli
 
 
 def test_key_rule_matches_plexus() -> None:
@@ -78,9 +77,7 @@ def test_bad_score_yaml_reports_every_problem_with_its_line(project: Path) -> No
 
 def test_cli_prints_schema_errors_one_per_line_without_traceback(project: Path) -> None:
     (project / "scorecards" / "bad.yaml").write_text("name: Bad\nscores:\n  - name: Broken\n    class: SVM\n")
-    result = run_cli(
-        "train", "--scorecard", "Bad", "--score", "Broken", module="plexus_train", cwd=project, env=cli_env()
-    )
+    result = plexus_cli("train", "--scorecard", "Bad", "--score", "Broken", cwd=project)
     assert result.returncode == 1
     assert (
         result.stderr.strip() == 'error: scorecards/bad.yaml:4:12: scores[0].class: must be "BERTClassifier"; got "SVM"'
@@ -181,7 +178,7 @@ def test_duplicate_score_names_name_their_files_and_lines(project: Path) -> None
 def test_cli_names_the_unparsable_file_in_one_line(project: Path) -> None:
     (project / "scorecards" / "Bad Card").mkdir()
     (project / "scorecards" / "Bad Card" / "Broken.yaml").write_text(BROKEN)
-    result = run_cli("train", "--scorecard", "X", "--score", "Y", module="plexus_train", cwd=project, env=cli_env())
+    result = plexus_cli("train", "--scorecard", "X", "--score", "Y", cwd=project)
     assert result.returncode == 1
     assert result.stderr.startswith("error: no scorecard 'X' under scorecards/; found: Bad Card, Test Scorecard")
     assert "(scorecards/Bad Card/Broken.yaml could not be read: line 3" in result.stderr

@@ -6,15 +6,15 @@ Run with `pytest -s` to see the figures.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 import pytest
 
-from plexus_train.cli import main
-from plexus_train.platforms.sagemaker import split_s3_uri
+from plexus_train.locations import split_s3_uri
 from tests.faults import Answer, Injector, RandomFaults, installed
-from tests.train.test_sagemaker import BUCKET, publish_outputs
+from tests.train.helpers import BUCKET, Ran, publish_outputs
 
 FAULT_RATE = 0.25
 SEEDS = tuple(range(1, 7))
@@ -38,12 +38,11 @@ def play_the_container() -> None:
         s3.put_object(Bucket=bucket, Key=key, Body=MODEL_ARCHIVE)
 
 
-def plexus(capsys: pytest.CaptureFixture[str], injector: Injector, *argv: str) -> tuple[int, str, str]:
-    """The real entry point in-process, with the injector on every client it makes."""
+def under_faults(plexus: Callable[..., Ran], injector: Injector, *argv: str) -> tuple[int, str, str]:
+    """The real entry point in-process (the `plexus` fixture), with the injector on every client it makes."""
     with installed(injector):
-        code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+        ran = plexus(*argv)
+    return ran.code, ran.out, ran.err
 
 
 def keys() -> set[str]:
@@ -62,13 +61,13 @@ def counts() -> dict[str, int]:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_train_on_sagemaker_and_provision_converge_with_a_quarter_of_calls_throttled_or_failing(
-    capsys: pytest.CaptureFixture[str], project: Path, seed: int
+    capsys: pytest.CaptureFixture[str], plexus: Callable[..., Ran], project: Path, seed: int
 ) -> None:
     publish_outputs()
     training = Injector(
         [RandomFaults(rate=FAULT_RATE, seed=seed)], on_success={"sagemaker:CreateTrainingJob": play_the_container}
     )
-    code, out, err = plexus(capsys, training, "train", *SCORE_ARGS, "--platform", "sagemaker")
+    code, out, err = under_faults(plexus, training, "train", *SCORE_ARGS, "--platform", "sagemaker")
     assert code == 0, err
     assert f"model: s3://{BUCKET}/{MODEL_KEY}" in out
     assert {DATA_KEY, CODE_KEY, MODEL_KEY} <= keys()
@@ -78,11 +77,11 @@ def test_train_on_sagemaker_and_provision_converge_with_a_quarter_of_calls_throt
     assert counts()["jobs"] == 1  # a create answered with a fault never reached SageMaker: no duplicate job
 
     provisioning = Injector([RandomFaults(rate=FAULT_RATE, seed=seed + 100)])
-    code, out, err = plexus(capsys, provisioning, "provision", "endpoint", *SCORE_ARGS)
+    code, out, err = under_faults(plexus, provisioning, "provision", "endpoint", *SCORE_ARGS)
     assert code == 0, err
     assert f"endpoint {ENDPOINT}: InService (updated)" in out
     assert counts() == {"jobs": 1, "models": 1, "configs": 1, "endpoints": 1}
-    code, out, err = plexus(capsys, provisioning, "provision", "endpoint", *SCORE_ARGS)
+    code, out, err = under_faults(plexus, provisioning, "provision", "endpoint", *SCORE_ARGS)
     assert code == 0, err
     assert "InService (no changes)" in out and "created" not in out
     assert counts() == {"jobs": 1, "models": 1, "configs": 1, "endpoints": 1}
@@ -116,12 +115,12 @@ DENIED = {
 
 @pytest.mark.parametrize("denied", sorted(DENIED))
 def test_access_denied_while_training_is_one_line_naming_action_and_resource_and_nothing_follows_it(
-    capsys: pytest.CaptureFixture[str], project: Path, denied: str
+    plexus: Callable[..., Ran], project: Path, denied: str
 ) -> None:
     publish_outputs()
     fault, message = DENIED[denied]
     injector = Injector([Answer({denied}, fault)])
-    code, out, err = plexus(capsys, injector, "train", *SCORE_ARGS, "--platform", "sagemaker")
+    code, out, err = under_faults(plexus, injector, "train", *SCORE_ARGS, "--platform", "sagemaker")
     assert code == 1
     assert err.startswith(message), err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in out + err
@@ -132,18 +131,18 @@ def test_access_denied_while_training_is_one_line_naming_action_and_resource_and
 
 
 def test_access_denied_on_create_endpoint_is_one_line_and_a_rerun_with_permission_converges(
-    capsys: pytest.CaptureFixture[str], project: Path
+    plexus: Callable[..., Ran], project: Path
 ) -> None:
     publish_outputs()
     boto3.client("s3").put_object(Bucket=BUCKET, Key=MODEL_KEY, Body=MODEL_ARCHIVE)
     injector = Injector([Answer({"sagemaker:CreateEndpoint"}, ("AccessDeniedException", 400))])
-    code, out, err = plexus(capsys, injector, "provision", "endpoint", *SCORE_ARGS)
+    code, out, err = under_faults(plexus, injector, "provision", "endpoint", *SCORE_ARGS)
     assert code == 1
     assert err.startswith(f"error: sagemaker:CreateEndpoint endpoint {ENDPOINT}: AccessDeniedException"), err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in out + err
     assert injector.writes[-1] == "sagemaker:CreateEndpoint"
     assert counts() == {"jobs": 0, "models": 1, "configs": 1, "endpoints": 0}
-    code, out, err = plexus(capsys, Injector(), "provision", "endpoint", *SCORE_ARGS)
+    code, out, err = under_faults(plexus, Injector(), "provision", "endpoint", *SCORE_ARGS)
     assert code == 0, err
     assert out.count("no-op:") == 2 and f"created endpoint {ENDPOINT}" in out
     assert counts() == {"jobs": 0, "models": 1, "configs": 1, "endpoints": 1}
@@ -154,7 +153,7 @@ def each_time(operations: list[str], fault: tuple[str, int], times: int) -> list
 
 
 def test_every_sagemaker_and_logs_call_of_a_training_run_survives_repeated_throttling_and_5xx(
-    capsys: pytest.CaptureFixture[str], project: Path
+    capsys: pytest.CaptureFixture[str], plexus: Callable[..., Ran], project: Path
 ) -> None:
     publish_outputs()
     calls = ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "cloudwatch-logs:FilterLogEvents"]
@@ -162,7 +161,7 @@ def test_every_sagemaker_and_logs_call_of_a_training_run_survives_repeated_throt
         [*each_time(calls, ("ThrottlingException", 400), 3), *each_time(calls[:2], ("InternalFailure", 500), 2)],
         on_success={"sagemaker:CreateTrainingJob": play_the_container},
     )
-    code, _out, err = plexus(capsys, injector, "train", *SCORE_ARGS, "--platform", "sagemaker")
+    code, _out, err = under_faults(plexus, injector, "train", *SCORE_ARGS, "--platform", "sagemaker")
     assert code == 0, err
     assert injector.injected == {"ThrottlingException": 9, "InternalFailure": 4}
     assert injector.retried_by_botocore == 13 and injector.surfaced == 0

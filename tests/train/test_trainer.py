@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from plexus_train.classifiers.config import TrainingConfig
-from plexus_train.classifiers.metrics import classification_metrics
-from plexus_train.classifiers.split import stratified_split
-from plexus_train.classifiers.trainer import lr_factor
+from plexus_train.container.config import TrainingConfig
+from plexus_train.container.metrics import classification_metrics
+from plexus_train.container.split import stratified_split
+from plexus_train.container.trainer import lr_factor
 
 
 def test_macro_metrics_weigh_every_class_equally() -> None:
@@ -43,7 +43,7 @@ def test_the_scheduler_gives_each_optimizer_step_its_factor(tiny_model: Path) ->
     """The learning rates the trainer really uses: warmup_ratio 0.25 of 8 steps is 2 warmup steps."""
     import torch
 
-    from plexus_train.classifiers.trainer import train_classifier
+    from plexus_train.container.trainer import train_classifier
 
     seen: list[float] = []
     step = torch.optim.AdamW.step
@@ -72,7 +72,7 @@ def test_hyperparameters_round_trip_through_sagemaker_strings() -> None:
 
 
 def test_only_the_last_layers_and_head_train(tiny_model: Path) -> None:
-    from plexus_train.classifiers.model import BERTClassifier, encoder_layers, load_encoder
+    from plexus_train.container.model import BERTClassifier, encoder_layers, load_encoder
 
     encoder, _ = load_encoder(str(tiny_model))
     model = BERTClassifier(encoder, classes=5, dropout=0.3)
@@ -87,7 +87,7 @@ def test_only_the_last_layers_and_head_train(tiny_model: Path) -> None:
 
 
 def test_trained_artifacts_reload_offline_with_history(trained: Path) -> None:
-    from plexus_train.classifiers.artifacts import load_classifier
+    from plexus_train.container.artifacts import load_classifier
 
     directory = trained / "models" / "test-scorecard-v-1-0" / "ticket-topic"
     config = json.loads((directory / "config.json").read_text())
@@ -105,14 +105,14 @@ def test_trained_artifacts_reload_offline_with_history(trained: Path) -> None:
         "learning_rate",
     }
     assert (directory / "code" / "inference.py").is_file()
-    assert (directory / "code" / "plexus_train" / "inference.py").is_file()
+    assert (directory / "code" / "plexus_train" / "container" / "inference.py").is_file()
     loaded = load_classifier(directory)
     assert loaded.labels == config["labels"]
     assert "[UNK]" not in loaded.tokenizer.tokenize("my refund never arrived")
 
 
 def test_early_stopping_ends_when_validation_loss_stops_falling(tiny_model: Path) -> None:
-    from plexus_train.classifiers.trainer import train_classifier
+    from plexus_train.container.trainer import train_classifier
 
     texts = ["my invoice is wrong", "the parcel never arrived"] * 6
     labels = ["billing", "shipping"] * 6
@@ -126,21 +126,21 @@ def test_early_stopping_ends_when_validation_loss_stops_falling(tiny_model: Path
 
 
 def test_a_model_that_cannot_load_is_one_clear_error(tmp_path: Path) -> None:
-    from plexus_infra.core.errors import PlexusError
-    from plexus_train.classifiers.trainer import train_classifier
+    from plexus_train.container.errors import ContainerError
+    from plexus_train.container.trainer import train_classifier
 
     config = replace(TrainingConfig(), embeddings_model=str(tmp_path / "absent"))
-    with pytest.raises(PlexusError, match="cannot load embeddings model"):
+    with pytest.raises(ContainerError, match="cannot load embeddings model"):
         train_classifier(["a b", "c d", "a b", "c d"], ["x", "y", "x", "y"], config)
 
 
 def test_a_missing_relative_model_directory_is_named_not_sent_to_the_hub(project: Path) -> None:
-    from plexus_infra.core.errors import PlexusError
-    from plexus_train.classifiers.model import load_encoder
+    from plexus_train.container.errors import ContainerError
+    from plexus_train.container.model import load_encoder
 
     (project / "build").mkdir()
     for name in ("build/tiny-bert", "./encoders/tiny", "models/x/encoder", "a/b/c"):
-        with pytest.raises(PlexusError, match=f"no such local model directory {name}$"):
+        with pytest.raises(ContainerError, match=f"no such local model directory {name}$"):
             load_encoder(name)
 
 
@@ -148,20 +148,20 @@ def test_a_tokenizer_without_a_vocabulary_is_refused_naming_the_directory(tiny_m
     """transformers 5 builds a 5-token tokenizer from a directory without tokenizer files: all text is [UNK]."""
     import shutil
 
-    from plexus_infra.core.errors import PlexusError
-    from plexus_train.classifiers.model import load_encoder
+    from plexus_train.container.errors import ContainerError
+    from plexus_train.container.model import load_encoder
 
     bare = tmp_path / "no-tokenizer"
     shutil.copytree(tiny_model, bare)
     for path in bare.iterdir():
         if path.name.startswith(("tokenizer", "vocab", "special_tokens")):
             path.unlink()
-    with pytest.raises(PlexusError, match=f"^embeddings model {bare}: the tokenizer has 5 tokens but the encoder"):
+    with pytest.raises(ContainerError, match=f"^embeddings model {bare}: the tokenizer has 5 tokens but the encoder"):
         load_encoder(str(bare))
 
 
 def test_a_window_longer_than_the_encoder_takes_is_capped_and_said(tiny_model: Path) -> None:
-    from plexus_train.classifiers.trainer import train_classifier
+    from plexus_train.container.trainer import train_classifier
 
     class Summary:
         message = ""

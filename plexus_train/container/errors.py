@@ -1,0 +1,17 @@
+"""The container code's failures. They cannot be plexus_infra's PlexusError (the container has no plexus_infra);
+`plexus` maps ContainerError to one line and exit 1 all the same, and the training entry writes it to SageMaker's
+failure file."""
+
+from __future__ import annotations
+
+
+class ContainerError(Exception):
+    """Base of every expected failure of the container code: one line for a person, no traceback."""
+
+
+class DataError(ContainerError):
+    """The training data cannot train a classifier."""
+
+
+class DamagedModel(ContainerError):
+    """The artifacts directory exists but cannot be loaded: `{directory}: damaged model: what`."""

@@ -1,0 +1,63 @@
+"""Where a score's artifacts live, locally and in the environment's bucket: the one place that spells them.
+
+  models/{sc}/{s}/                          local artifacts (`plexus train --platform local` writes them)
+  s3://BUCKET/training-data/{sc}/{s}/data.csv         the checked data a job reads (its `train` channel)
+  s3://BUCKET/training-code/{sc}/{s}/sourcedir.tar.gz the code a job runs
+  s3://BUCKET/models/{sc}/{s}/jobs/                   where jobs write (`{job}/output/model.tar.gz`)
+  s3://BUCKET/models/{sc}/{s}/model.tar.gz            the model endpoints serve
+
+`{sc}/{s}` is `Score.path`, `{scorecard_key}/{score_key}`. The training role plexus-infra creates may write
+`training-data/`, `models/` and `training-code/` only, which is why jobs write under `models/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plexus_train.container.entrypoint import DATA_FILE
+
+if TYPE_CHECKING:
+    from plexus_train.scorecards import Score
+
+MODELS_DIR = Path("models")
+S3 = "s3://"
+
+
+def model_dir(score: Score, root: Path = MODELS_DIR) -> Path:
+    """The local artifacts directory: `models/{sc}/{s}` under `root`."""
+    return root / score.scorecard_key / score.key
+
+
+def data_key(score: Score) -> str:
+    return f"training-data/{score.path}/{DATA_FILE}"
+
+
+def code_key(score: Score) -> str:
+    return f"training-code/{score.path}/sourcedir.tar.gz"
+
+
+def model_key(score: Score) -> str:
+    return f"models/{score.path}/model.tar.gz"
+
+
+def job_output_prefix(score: Score) -> str:
+    """Where training jobs write: under models/, which the training role may write."""
+    return f"models/{score.path}/jobs"
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"{S3}{bucket}/{key}"
+
+
+def is_s3_uri(location: str) -> bool:
+    return location.startswith(S3)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key) of an s3:// URI.
+
+    Example: `split_s3_uri("s3://b/models/a/b/model.tar.gz") == ("b", "models/a/b/model.tar.gz")`
+    """
+    bucket, _, key = uri.removeprefix(S3).partition("/")
+    return bucket, key
