@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from plexus_infra.core.errors import PlexusError
 
@@ -36,7 +36,7 @@ def image_uri(explicit: str | None, scope: str, framework_version: str, region: 
     )
 
 
-def _sdk_retrieve() -> Any:
+def _sdk_retrieve() -> Callable[..., str] | None:
     try:
         from sagemaker.core import image_uris
     except ImportError:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,21 +30,31 @@ def model_dir(score: Score, root: Path = MODELS_DIR) -> Path:
     return root / score.scorecard_key / score.key
 
 
-def data_key(score: Score) -> str:
-    return f"training-data/{score.path}/{DATA_FILE}"
+@dataclass(frozen=True)
+class Keys:
+    """A score's S3 keys in the environment's bucket.
+
+    + data: the checked data a job reads, `training-data/{sc}/{s}/data.csv`
+    + code: the code a job runs, `training-code/{sc}/{s}/sourcedir.tar.gz`
+    + model: the model endpoints serve, `models/{sc}/{s}/model.tar.gz`
+    + jobs: where jobs write, `models/{sc}/{s}/jobs` (under models/, which the training role may write)
+    """
+
+    data: str
+    code: str
+    model: str
+    jobs: str
 
 
-def code_key(score: Score) -> str:
-    return f"training-code/{score.path}/sourcedir.tar.gz"
-
-
-def model_key(score: Score) -> str:
-    return f"models/{score.path}/model.tar.gz"
-
-
-def job_output_prefix(score: Score) -> str:
-    """Where training jobs write: under models/, which the training role may write."""
-    return f"models/{score.path}/jobs"
+def keys(score: Score) -> Keys:
+    """Example: `keys(score).model == "models/demo-support/ticket-topic/model.tar.gz"`"""
+    path = score.path
+    return Keys(
+        data=f"training-data/{path}/{DATA_FILE}",
+        code=f"training-code/{path}/sourcedir.tar.gz",
+        model=f"models/{path}/model.tar.gz",
+        jobs=f"models/{path}/jobs",
+    )
 
 
 def s3_uri(bucket: str, key: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from plexus_infra.core.aws import Clients, call, upload_file
 from plexus_infra.core.errors import ApplyError, PlexusError
 from plexus_infra.plan import CREATE, UPDATE, Call, Change
-from plexus_train.locations import MODELS_DIR, model_dir, model_key, s3_uri, split_s3_uri
+from plexus_train.locations import MODELS_DIR, keys, model_dir, s3_uri, split_s3_uri
 from plexus_train.packaging import packaged_files, tree_digest, write_tarball
 from plexus_train.scorecards import Score
 from plexus_train.waiting import StatusReporter
@@ -118,7 +118,7 @@ def find_model(
         if found is None:
             raise PlexusError(f"--model-s3-uri {explicit}: no such object")
         return ModelSource(explicit, found["ETag"], f"{explicit} (--model-s3-uri)")
-    canonical = s3_uri(bucket, model_key(score))
+    canonical = s3_uri(bucket, keys(score).model)
     directory = model_dir(score, models_root)
     local = local_model(directory)
     found = _head(clients, canonical)

@@ -167,22 +167,12 @@ def diff(score: Score, spec: EndpointSpec, observed: Observed) -> tuple[Change, 
     model["ExecutionRoleArn"] = spec.model["ExecutionRoleArn"]
     config = {"ModelNames": [v["ModelName"] for v in spec.config["ProductionVariants"]]}
     serving = {"EndpointConfigName": spec.config_name}
-    changes = [
-        _created_unless_there(
-            address(MODEL_KIND, spec.model_name),
-            observed.model,
-            model,
-            Call("sagemaker", "CreateModel", spec.model, f"model {spec.model_name}"),
-            "already exists (same image, model data and role)",
-        ),
-        _created_unless_there(
-            address(CONFIG_KIND, spec.config_name),
-            observed.config,
-            config,
-            Call("sagemaker", "CreateEndpointConfig", spec.config, f"endpoint config {spec.config_name}"),
-            "already exists",
-        ),
-    ]
+    # Named by their content: absent is created, present is exactly what is wanted.
+    wanted = (
+        (MODEL_KIND, spec.model, observed.model, model, "already exists (same image, model data and role)"),
+        (CONFIG_KIND, spec.config, observed.config, config, "already exists"),
+    )
+    changes = [_created_unless_there(*resource) for resource in wanted]
     endpoint, where = observed.endpoint, address(ENDPOINT_KIND, spec.endpoint_name)
     request = {"EndpointName": spec.endpoint_name, "EndpointConfigName": spec.config_name}
     # Endpoint doesn't exist and we want it?
@@ -207,13 +197,19 @@ def diff(score: Score, spec: EndpointSpec, observed: Observed) -> tuple[Change, 
     return tuple(changes)
 
 
+CREATES = {MODEL_KIND: ("CreateModel", "ModelName"), CONFIG_KIND: ("CreateEndpointConfig", "EndpointConfigName")}
+
+
 def _created_unless_there(
-    where: str, observed: dict[str, Any] | None, desired: dict[str, Any], create: Call, reason: str
+    kind: str, request: dict[str, Any], observed: dict[str, Any] | None, desired: dict[str, Any], reason: str
 ) -> Change:
-    """A resource named by its content: absent is created; present is exactly what is wanted (a no-op)."""
-    if observed is None:
-        return Change(where, CREATE, None, desired, tuple(desired), "does not exist", calls=(create,))
-    return noop(where, observed, reason)
+    """A model or config that `request` creates, unless it exists already (then a no-op for `reason`)."""
+    operation, argument = CREATES[kind]
+    name = request[argument]
+    if observed is not None:
+        return noop(address(kind, name), observed, reason)
+    create = Call("sagemaker", operation, request, f"{NOUNS[kind]} {name}")
+    return Change(address(kind, name), CREATE, None, desired, tuple(desired), "does not exist", calls=(create,))
 
 
 DELETES = {

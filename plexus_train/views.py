@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from plexus_infra.core.console import console, escape
 from plexus_infra.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan, summary_line
 from plexus_train.container.reporting import EpochResult, epoch_line
+from plexus_train.provision import NOUNS
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import TaskID
 
     from plexus_train.container.dataset import Dataset
     from plexus_train.model_source import ModelSource
@@ -52,8 +54,8 @@ class RichProgress:
             console=out,
             transient=True,
         )
-        self.epochs: Any = None
-        self.batches: Any = None
+        self.epochs: TaskID | None = None
+        self.batches: TaskID | None = None
 
     def start(self, epochs: int, batches_per_epoch: int) -> None:
         self.progress.start()
@@ -119,8 +121,6 @@ def print_predictions(rows: list[dict[str, Any]]) -> None:
 
 
 def _noun_and_name(change: Change) -> tuple[str, str]:
-    from plexus_train.provision import NOUNS
-
     kind, _, name = change.address.partition(".")
     return NOUNS.get(kind, kind), name
 

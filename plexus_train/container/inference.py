@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plexus_train.container.artifacts import LoadedClassifier
 
 JSON = "application/json"
 
 
-def model_fn(model_dir: str) -> Any:
+def model_fn(model_dir: str) -> LoadedClassifier:
     """Load the classifier from an extracted model archive (or a local artifacts directory); damaged artifacts
     raise one DamagedModel, `{model_dir}: damaged model: ...`."""
     from plexus_train.container.artifacts import load_classifier
@@ -36,7 +39,7 @@ def input_fn(request_body: str | bytes, content_type: str = JSON) -> list[str]:
     return [text]
 
 
-def predict_fn(texts: list[str], model: Any) -> list[dict[str, Any]]:
+def predict_fn(texts: list[str], model: LoadedClassifier) -> list[dict[str, Any]]:
     """Classify `texts`; one {"value", "confidence", "probabilities"} per text."""
     import torch
 

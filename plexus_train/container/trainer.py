@@ -107,7 +107,9 @@ def token_limit(encoder: Any, tokenizer: Any) -> int | None:
 class _Run:
     """The state of one training run; `fit` is the only entry."""
 
-    def __init__(self, model: BERTClassifier, tokenizer: Any, classes: list[str], config: TrainingConfig, reporter):
+    def __init__(
+        self, model: BERTClassifier, tokenizer: Any, classes: list[str], config: TrainingConfig, reporter: Reporter
+    ):
         self.model = model.to(device())
         self.tokenizer = tokenizer
         self.classes = classes

@@ -26,7 +26,7 @@ from plexus_train.container.config import TrainingConfig, is_local_dir, looks_li
 from plexus_train.container.dataset import Dataset
 from plexus_train.container.entrypoint import BASE_MODEL_DIR, SCORE_HP, SCORECARD_HP
 from plexus_train.images import image_uri
-from plexus_train.locations import code_key, data_key, job_output_prefix, model_key, s3_uri, split_s3_uri
+from plexus_train.locations import keys, s3_uri, split_s3_uri
 from plexus_train.names import sagemaker_name
 from plexus_train.packaging import write_tarball
 from plexus_train.platforms import TrainingResult
@@ -93,20 +93,20 @@ class SageMakerPlatform:
     def train(self, score: Score, dataset: Dataset) -> TrainingResult:
         bucket = self.outputs.bucket
         s3 = self.clients.s3
-        self.reporter.status(f"uploading {len(dataset.texts)} examples to {s3_uri(bucket, data_key(score))}")
+        self.reporter.status(f"uploading {len(dataset.texts)} examples to {s3_uri(bucket, keys(score).data)}")
         call(
             s3.put_object,
-            s3_uri(bucket, data_key(score)),
+            s3_uri(bucket, keys(score).data),
             error=ApplyError,
             Bucket=bucket,
-            Key=data_key(score),
+            Key=keys(score).data,
             Body=dataset.to_csv(),
             ContentType="text/csv",
         )
         with tempfile.TemporaryDirectory() as staging:
             tarball, embeddings = build_sourcedir(score, Path(staging) / "sourcedir.tar.gz")
-            self.reporter.status(f"uploading code to {s3_uri(bucket, code_key(score))}")
-            upload_file(s3, tarball, bucket, code_key(score))
+            self.reporter.status(f"uploading code to {s3_uri(bucket, keys(score).code)}")
+            upload_file(s3, tarball, bucket, keys(score).code)
         config = replace(
             score.config,
             embeddings_model=embeddings,
@@ -130,7 +130,7 @@ class SageMakerPlatform:
             SCORECARD_HP: json.dumps(score.scorecard_name),
             SCORE_HP: json.dumps(score.name),
             "sagemaker_program": json.dumps(TRAINING_ENTRY),
-            "sagemaker_submit_directory": json.dumps(s3_uri(bucket, code_key(score))),
+            "sagemaker_submit_directory": json.dumps(s3_uri(bucket, keys(score).code)),
             "sagemaker_region": json.dumps(self.clients.region),
         }
         image = image_uri(
@@ -148,13 +148,13 @@ class SageMakerPlatform:
                     "DataSource": {
                         "S3DataSource": {
                             "S3DataType": "S3Prefix",
-                            "S3Uri": s3_uri(bucket, data_key(score)),
+                            "S3Uri": s3_uri(bucket, keys(score).data),
                             "S3DataDistributionType": "FullyReplicated",
                         }
                     },
                 }
             ],
-            "OutputDataConfig": {"S3OutputPath": s3_uri(bucket, job_output_prefix(score))},
+            "OutputDataConfig": {"S3OutputPath": s3_uri(bucket, keys(score).jobs)},
             "ResourceConfig": {
                 "InstanceType": training.instance_type,
                 "InstanceCount": training.instance_count,
@@ -228,13 +228,13 @@ class SageMakerPlatform:
         s3, bucket = self.clients.s3, self.outputs.bucket
         if call(s3.head_object, source, absent=("404", "NoSuchKey"), Bucket=source_bucket, Key=source_key) is None:
             raise PlexusError(f"training job {job['TrainingJobName']} completed but its model {source} does not exist")
-        target = s3_uri(bucket, model_key(score))
+        target = s3_uri(bucket, keys(score).model)
         call(
             s3.copy_object,
             target,
             error=ApplyError,
             Bucket=bucket,
-            Key=model_key(score),
+            Key=keys(score).model,
             CopySource={"Bucket": source_bucket, "Key": source_key},
         )
         self.reporter.status(f"model at {target}")

@@ -344,3 +344,100 @@ def test_choose_model_uploads_changed_or_newer_local_artifacts_only() -> None:
     assert choose_model(local, earlier)[0] == UPLOAD_LOCAL
     assert choose_model(local, jobs)[0] == UPLOAD_LOCAL
     assert choose_model(local, newer_job)[0] == USE_BUCKET
+
+
+SCORE_ARGS = ("--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--env", "test")
+
+
+def written() -> dict[str, int]:
+    """What provisioning writes, counted: model archives in the bucket, SageMaker models, configs, endpoints."""
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    return {
+        "archives": len(s3.list_objects_v2(Bucket=BUCKET, Prefix="models/").get("Contents", [])),
+        "models": len(sagemaker.list_models()["Models"]),
+        "configs": len(sagemaker.list_endpoint_configs()["EndpointConfigs"]),
+        "endpoints": len(sagemaker.list_endpoints()["Endpoints"]),
+    }
+
+
+def test_plan_shows_the_upload_and_the_endpoint_it_would_create_and_writes_nothing(
+    sandbox, trained: Path, tmp_path: Path, monkeypatch, plexus
+) -> None:
+    import json
+
+    trained_workspace(trained, tmp_path, monkeypatch)
+    shown = plexus("provision", "endpoint", *SCORE_ARGS, "--plan")
+    assert shown.code == 0, shown.err
+    lines = shown.out.splitlines()
+    assert lines[0] == "Plan for test (scorecards/test.yaml), account 123456789012, us-east-1"
+    assert lines[1].startswith(f"model: s3://{BUCKET}/{CANONICAL}: to be uploaded from ")
+    assert f"  + s3_object.{BUCKET}/{CANONICAL}  (the bucket holds no model yet)" in lines
+    assert f"  + {MODEL_KIND}.{ENDPOINT}-m(after upload)  (does not exist)" in lines
+    assert f"  + {ENDPOINT_KIND}.{ENDPOINT}  (does not exist)" in lines
+    assert lines[-1] == "Plan: 4 to add, 0 to change, 0 to destroy."
+    assert plexus("provision", "endpoint", *SCORE_ARGS, "--plan", "--detailed-exitcode").code == 2
+
+    document = json.loads(plexus("provision", "endpoint", *SCORE_ARGS, "--plan", "--json").out)
+    assert (document["format_version"], document["tool"], document["environment"]) == ("1.1", "plexus", "test")
+    assert document["summary"] == {"add": 4, "change": 0, "destroy": 0}
+    assert document["manifest"] == "scorecards/test.yaml" and len(document["manifest_digest"]) == 64
+    addresses = [change["address"] for change in document["resource_changes"]]
+    assert addresses == sorted(addresses)
+    calls = {call["action"] for change in document["resource_changes"] for call in change["calls"]}
+    assert calls == {
+        "s3:PutObject",
+        "sagemaker:CreateModel",
+        "sagemaker:CreateEndpointConfig",
+        "sagemaker:CreateEndpoint",
+    }
+    assert written() == {"archives": 0, "models": 0, "configs": 0, "endpoints": 0}
+
+
+def test_a_plan_is_what_provisioning_then_sends_call_for_call(
+    sandbox, trained: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from plexus_train import provision
+
+    work, score, _ = trained_workspace(trained, tmp_path, monkeypatch)
+    chosen = provisioner(work / "models")
+    chosen.provision(score)
+    old = boto3.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=CANONICAL, Body=b"a newer job's model archive")
+
+    preview = chosen.plan(score, chosen.find(score))
+    assert [(c.kind, c.actions) for c in preview.pending] == [
+        (MODEL_KIND, CREATE),
+        (CONFIG_KIND, CREATE),
+        (ENDPOINT_KIND, UPDATE),
+        (CONFIG_KIND, DELETE),
+        (MODEL_KIND, DELETE),
+    ]
+    assert preview.pending[3].address == f"{CONFIG_KIND}.{old}"
+    sent: list = []
+    real_send = provision.send
+    monkeypatch.setattr(provision, "send", lambda clients, request: sent.append(request) or real_send(clients, request))
+    with playing_updates(chosen):
+        result = chosen.provision(score)
+    assert [c.to_json() for c in result.plan.changes] == [c.to_json() for c in preview.changes]
+    assert result.plan.observed_digest == preview.observed_digest
+    assert sent == [request for change in preview.pending for request in change.calls]
+    assert written() == {"archives": 1, "models": 1, "configs": 1, "endpoints": 1}
+
+
+def test_a_plan_with_nothing_to_do_says_so_and_exits_zero_with_detailed_exitcode(
+    sandbox, trained: Path, tmp_path: Path, monkeypatch, plexus
+) -> None:
+    trained_workspace(trained, tmp_path, monkeypatch)
+    assert plexus("provision", "endpoint", *SCORE_ARGS).code == 0
+    shown = plexus("provision", "endpoint", *SCORE_ARGS, "--plan", "--detailed-exitcode")
+    assert shown.code == 0, shown.err
+    assert f"  = {ENDPOINT_KIND}.{ENDPOINT}: already serves {ENDPOINT}-c" in shown.out
+    assert shown.out.splitlines()[-1] == "No changes. Infrastructure matches scorecards/test.yaml."
+
+
+def test_json_and_detailed_exitcode_are_plan_options(plexus, capsys) -> None:
+    for option in ("--json", "--detailed-exitcode"):
+        with pytest.raises(SystemExit) as exited:
+            plexus("provision", "endpoint", *SCORE_ARGS, option)
+        assert exited.value.code == 1
+        assert "apply only with --plan" in capsys.readouterr().err
