@@ -35,6 +35,7 @@ from plexus_infra.resources.bucket import (
     S3BucketVersioning,
 )
 from plexus_infra.resources.bucket_policy import S3BucketPolicy
+from plexus_infra.resources.cloudformation import hand_over
 from plexus_infra.resources.lifecycle import S3BucketLifecycle
 from plexus_infra.resources.outputs import SsmOutputs
 from plexus_infra.resources.role import IamRole, IamRoleInlinePolicies, IamRolePolicyAttachments
@@ -157,7 +158,10 @@ def evidence_of(session: Session, observed: dict[str, Any]) -> Evidence:
 
 
 def check_adoption(plan: Plan, adopt: bool) -> None:
-    """Never take over what this tool did not create, unless told to."""
+    """Never take over what this tool did not create, unless told to; never what another tool still manages."""
+    for change in plan.pending:
+        if change.managed_by.startswith("CloudFormation stack "):
+            raise GuardError(hand_over(change.address, change.managed_by.removeprefix("CloudFormation stack ")))
     foreign = [c.address for c in plan.pending if c.foreign]
     if foreign and not adopt:
         exist, them = ("exists", "it") if len(foreign) == 1 else ("exist", "them")

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# 1.1: each change lists the AWS calls it plans (`calls`), additive.
+# 1.1: each change lists the AWS calls it plans (`calls`) and who else manages it (`managed_by`), additive.
 FORMAT_VERSION = "1.1"
 
 NOOP = ("no-op",)
@@ -75,6 +75,7 @@ class Change:
     + reason: why (for a no-op: why nothing needs doing)
     + foreign: the live resource exists but is not marked as this tool's; applying would adopt it
     + calls: the AWS requests that make the change, in order; apply sends exactly these
+    + managed_by: another tool that still manages the live resource (`CloudFormation stack X`): apply refuses
     """
 
     address: str
@@ -85,6 +86,7 @@ class Change:
     reason: str = ""
     foreign: bool = False
     calls: tuple[Call, ...] = ()
+    managed_by: str = ""
 
     @property
     def kind(self) -> str:
@@ -105,6 +107,7 @@ class Change:
             "reason": self.reason or None,
             "foreign": self.foreign,
             "calls": [call.to_json() for call in self.calls],
+            "managed_by": self.managed_by or None,
         }
 
 

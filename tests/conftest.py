@@ -20,6 +20,7 @@ import plexus_infra.core.aws
 import plexus_infra.engine
 from plexus_infra.sandbox import REAL_AWS_VARIABLES, Sandbox, running_sandbox
 from tests.helpers import ROOT, AwsClients, Recorder, Request
+from tests.real_aws import RealAwsProxy, running_proxy
 
 for _name in REAL_AWS_VARIABLES:
     os.environ.pop(_name, None)
@@ -51,6 +52,21 @@ def sandbox(sandbox_server: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterato
     for key, value in sandbox_server.environment().items():
         monkeypatch.setenv(key, value)
     yield sandbox_server
+
+
+@pytest.fixture(scope="session")
+def real_aws_server(sandbox_server: Sandbox) -> Iterator[RealAwsProxy]:
+    with running_proxy(sandbox_server.endpoint_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def real_aws(sandbox: Sandbox, real_aws_server: RealAwsProxy, monkeypatch: pytest.MonkeyPatch) -> RealAwsProxy:
+    """The sandbox behind tests/real_aws.py's proxy, which answers as real AWS does where moto is kinder (system
+    tags, other accounts' buckets, ACLs with enforced ownership, the copy limit); AWS_ENDPOINT_URL points at it."""
+    real_aws_server.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", real_aws_server.endpoint_url)
+    return real_aws_server
 
 
 @pytest.fixture

@@ -143,6 +143,28 @@ DRIFTS = {
         ('tags.cost-center: "ml-other" → "ml-dev"',),
         frozenset({"s3:PutBucketTagging"}),
     ),
+    # A teammate's tag edit (PutBucketTagging replaces the whole set; an empty set is DeleteBucketTagging) leaves the
+    # resource this environment's: its outputs still name it, and a plain apply puts the tags back.
+    "bucket_tags_replaced_by_one_foreign_tag": Drift(
+        lambda live: live.s3.put_bucket_tagging(Bucket=B, Tagging={"TagSet": [{"Key": "cost", "Value": "finance"}]}),
+        f"s3_bucket.{B}",
+        ('- tags.cost = "finance"', '+ tags.plexus:managed-by = "plexus-infra"', "outputs name it"),
+        frozenset({"s3:PutBucketTagging"}),
+    ),
+    "bucket_tags_deleted": Drift(
+        lambda live: live.s3.delete_bucket_tagging(Bucket=B),
+        f"s3_bucket.{B}",
+        ('+ tags.plexus:environment = "development"', '+ tags.plexus:removal-policy = "destroy"'),
+        frozenset({"s3:PutBucketTagging"}),
+    ),
+    "role_tags_removed": Drift(
+        lambda live: live.iam.untag_role(
+            RoleName=R, TagKeys=[t["Key"] for t in live.iam.list_role_tags(RoleName=R)["Tags"]]
+        ),
+        f"iam_role.{R}",
+        ('+ tags.plexus:managed-by = "plexus-infra"', "outputs name it"),
+        frozenset({"iam:TagRole"}),
+    ),
     "role_trust_policy_changed": Drift(
         _trust_ec2,
         f"iam_role.{R}",
@@ -217,6 +239,55 @@ def test_drift_shows_in_plan_and_apply_repairs_only_it(
 
 def _parameter_names() -> set[str]:
     return {f"/plexus/development/{key}" for key in ("training-bucket-name", "training-bucket-arn")}
+
+
+def _strip_ownership(live: AwsClients) -> None:
+    """What a teammate's cost-tagging does: the bucket's set replaced by one tag, the role's tags removed."""
+    live.s3.put_bucket_tagging(Bucket=B, Tagging={"TagSet": [{"Key": "cost", "Value": "finance"}]})
+    live.iam.untag_role(RoleName=R, TagKeys=[t["Key"] for t in live.iam.list_role_tags(RoleName=R)["Tags"]])
+
+
+def _attach_administrator(live: AwsClients) -> None:
+    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    arn = live.iam.create_policy(PolicyName="AdministratorAccess", PolicyDocument=json.dumps(admin))["Policy"]["Arn"]
+    live.iam.attach_role_policy(RoleName=R, PolicyArn=arn)
+
+
+SECURITY_DRIFTS = {
+    "trust_widened_to_ec2": (_trust_ec2, f"iam_role.{R}", "iam:UpdateAssumeRolePolicy"),
+    "inline_policy_granting_iam": (
+        lambda live: live.iam.put_role_policy(
+            RoleName=R,
+            PolicyName="escalate",
+            PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}
+            ),
+        ),
+        f"iam_role_inline_policies.{R}",
+        "iam:DeleteRolePolicy",
+    ),
+    "administrator_attached": (_attach_administrator, f"iam_role_policy_attachments.{R}", "iam:DetachRolePolicy"),
+    "ssm_output_changed": (DRIFTS["ssm_output_value_changed"].make, "ssm_outputs.development", "ssm:PutParameter"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECURITY_DRIFTS))
+def test_a_security_repair_is_never_blocked_by_a_tag_edit(
+    name: str, aws: AwsClients, recorder: Recorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make, address, repair = SECURITY_DRIFTS[name]
+    assert cli(capsys, "apply", "--env", "development", "--auto-approve")[0] == 0
+    _strip_ownership(aws)
+    make(aws)
+
+    code, out, _ = cli(capsys, "plan", "--env", "development", "--detailed-exitcode")
+    assert code == 2 and f"  ~ {address}" in out and "foreign" not in out, out
+    recorder.clear()
+    code, out, err = cli(capsys, "apply", "--env", "development", "--auto-approve")
+    assert code == 0, err
+    assert repair in recorder.write_operations
+    assert recorder.write_operations <= {repair, "s3:PutBucketTagging", "iam:TagRole"}, recorder.write_operations
+    assert cli(capsys, "plan", "--env", "development", "--detailed-exitcode")[0] == 0
 
 
 def test_at_least_eight_kinds_of_drift_are_covered() -> None:

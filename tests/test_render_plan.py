@@ -129,8 +129,11 @@ PLAN_KEYS = {
     "notes",
     "resource_changes",
 }
-# format 1.1 added `calls` (additive: a 1.0 reader ignores it)
-CHANGE_KEYS = {"address", "kind", "actions", "before", "after", "changed_attributes", "reason", "foreign", "calls"}
+# format 1.1 added `calls` and `managed_by` (additive: a 1.0 reader ignores them)
+CHANGE_KEYS = {
+    *("address", "kind", "actions", "before", "after", "changed_attributes", "reason", "foreign"),
+    *("calls", "managed_by"),
+}
 ACTIONS = [["no-op"], ["create"], ["update"], ["delete"], ["delete", "create"], ["create", "delete"]]
 
 

@@ -2,11 +2,13 @@
 
 Each file holds `description`, optional `manifest` (overrides deep-merged into `tests/resources/manifest.json`),
 `observed` (boto3 method → the response recorded from moto, edited per case; `{"Error": {"Code": ...}}` for an
-AWS error; `{"@by": ARG, "@answers": {value: response}}` when the answer depends on a request argument) and the
+AWS error; `{"@by": ARG, "@answers": {value: response}}` when the answer depends on a request argument),
+optional `evidence` (what this environment's published outputs name: see resources.base.Evidence) and the
 expected result: `actions`, `changes` (the changed attributes, in order) and `calls` (the AWS requests the
 change plans, as the JSON plan shows them: `action` and `params`), or `noop_reason`; `foreign` when the live
-resource lacks ownership tags; or `refused`, a GuardError's words, when the diff must not happen. A case
-without `noop_reason` that yields a no-op fails, as pyinfra's operation tests do.
+resource lacks ownership tags; `managed_by` when a CloudFormation stack holds it; or `refused`, a GuardError's
+words, when the diff must not happen. A case without `noop_reason` that yields a no-op fails, as pyinfra's
+operation tests do.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from plexus_infra.core.errors import GuardError
 from plexus_infra.engine import RESOURCE_KINDS
+from plexus_infra.resources.base import Evidence
 from tests.helpers import FIXTURES, resource_for
 
 KINDS = {kind.kind: kind for kind in RESOURCE_KINDS}
@@ -52,11 +55,11 @@ class RecordedService:
 
 
 class RecordedClients:
-    """`Clients` for one fixture: s3, iam and ssm all answer from the same recording (method names differ)."""
+    """`Clients` for one fixture: every service answers from the same recording (method names differ)."""
 
     def __init__(self, recorded: dict[str, Any]):
         self.calls: list[str] = []
-        self.s3 = self.iam = self.ssm = RecordedService(recorded, self.calls)
+        self.s3 = self.iam = self.ssm = self.cloudformation = RecordedService(recorded, self.calls)
 
 
 def fixture_files() -> list[Any]:
@@ -77,9 +80,9 @@ def test_fixture(path: Path) -> None:
     observed = resource.observe(clients)  # type: ignore[arg-type]
     if "refused" in case:
         with pytest.raises(GuardError, match=re.escape(case["refused"])):
-            resource.diff(observed)
+            resource.diff(observed, Evidence(frozenset(case.get("evidence", ()))))
         return
-    change = resource.diff(observed)
+    change = resource.diff(observed, Evidence(frozenset(case.get("evidence", ()))))
 
     if "noop_reason" in case:
         assert change.actions == ("no-op",), f"{case['description']}: expected a no-op, got {change.changed}"
@@ -92,6 +95,7 @@ def test_fixture(path: Path) -> None:
             assert name in (change.after or {}) or name in (change.before or {}), f"changed attribute {name} unknown"
         assert [c.to_json() for c in change.calls] == case["calls"], case["description"]
     assert change.foreign == case.get("foreign", False)
+    assert change.managed_by == case.get("managed_by", "")
     assert case == snapshot, "observe/diff must not modify their inputs"
     json.dumps(change.after), json.dumps(change.before)  # plan documents stay JSON
 

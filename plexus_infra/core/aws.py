@@ -240,6 +240,10 @@ class Clients:
         return self.client("sts")
 
     @property
+    def cloudformation(self) -> Any:
+        return self.client("cloudformation")
+
+    @property
     def sagemaker(self) -> Any:
         return self.client("sagemaker")
 

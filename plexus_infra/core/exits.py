@@ -17,9 +17,7 @@ EXIT_CHANGES = 2
 EXIT_INTERRUPTED = 130
 
 
-def run_command(
-    command: Callable[[], int], *, debug: bool = False, expected: tuple[type[Exception], ...] = ()
-) -> int:
+def run_command(command: Callable[[], int], *, debug: bool = False, expected: tuple[type[Exception], ...] = ()) -> int:
     """Run one command; map PlexusError (and the `expected` types, for code that cannot import PlexusError, such
     as what ships into SageMaker containers) to its lines on stderr and exit 1, Ctrl-C to 130."""
     from plexus_infra.core.errors import ManifestError, PlexusError

@@ -190,7 +190,11 @@ class Tagged(Removable):
 
     def ownership(self, change: Change, observed: dict[str, Any] | None, evidence: Evidence) -> Change:
         tags = observed["tags"] if observed is not None else None
-        return claim(change, tags, self.ctx.env, self.desired(), vouched=self.vouched(evidence))
+        change = claim(change, tags, self.ctx.env, self.desired(), vouched=self.vouched(evidence))
+        holder = (observed or {}).get("managed_by")
+        if holder and not change.is_noop:  # another tool still manages it: apply refuses (engine.check_adoption)
+            change = replace(change, reason=f"{change.reason}; managed by {holder}", managed_by=holder)
+        return change
 
     def destroy(self, observed: dict[str, Any] | None, evidence: Evidence = NO_EVIDENCE) -> Change:
         if observed is None:

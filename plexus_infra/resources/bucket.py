@@ -14,7 +14,8 @@ from plexus_infra.core.errors import ApplyError, GuardError
 from plexus_infra.core.tags import split_system_tags, tag_dict, tag_list
 from plexus_infra.manifest.model import REMOVAL_POLICY_TAG
 from plexus_infra.plan import CREATE, DELETE, Call, Change, noop
-from plexus_infra.resources.base import NO_EVIDENCE, Context, Evidence, Resource, Tagged, left_alone
+from plexus_infra.resources.base import NO_EVIDENCE, Context, Evidence, Resource, Tagged, left_alone, owned_by
+from plexus_infra.resources.cloudformation import managed_by, stack_managing
 
 BUCKET_ABSENT = ("404", "NoSuchBucket", "NotFound")
 DELETE_BATCH = 1000
@@ -67,7 +68,10 @@ class S3Bucket(Tagged):
             Bucket=self.name,
         )
         user, system = split_system_tags(tag_dict((tagging or {}).get("TagSet")))
-        return {"region": region, "tags": user, "system_tags": system}
+        observed = {"region": region, "tags": user, "system_tags": system}
+        if system and not owned_by(user, self.ctx.env):
+            observed |= managed_by(stack_managing(clients, system))
+        return observed
 
     def compare(self, observed: dict[str, Any] | None) -> Change:
         if observed is not None and observed["region"] != self.ctx.env.region:
@@ -78,7 +82,8 @@ class S3Bucket(Tagged):
         return super().compare(observed)
 
     def vouched(self, evidence: Evidence) -> bool:
-        return self.name in evidence.published
+        """Named by the bucket-name output or the bucket-ARN output (one edited output still leaves the other)."""
+        return bool({self.name, bucket_arn(self.ctx)} & evidence.published)
 
     def calls(self, change: Change) -> Iterable[Call]:
         tags = self.desired()["tags"]

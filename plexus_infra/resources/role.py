@@ -14,8 +14,18 @@ from plexus_infra.core.errors import ObserveError
 from plexus_infra.core.tags import split_system_tags, tag_dict, tag_list
 from plexus_infra.plan import CREATE, Call, Change, noop
 from plexus_infra.policy import canonical_json, policies_equal
-from plexus_infra.resources.base import Context, Evidence, Resource, Tagged, live_policy, tag_calls, within_size
+from plexus_infra.resources.base import (
+    Context,
+    Evidence,
+    Resource,
+    Tagged,
+    live_policy,
+    owned_by,
+    tag_calls,
+    within_size,
+)
 from plexus_infra.resources.bucket import bucket_arn
+from plexus_infra.resources.cloudformation import managed_by, stack_holding
 
 ROLE_ABSENT = ("NoSuchEntity",)
 INLINE_POLICY_NAME = "plexus-training-access"
@@ -145,6 +155,7 @@ class IamRole(Tagged):
             "permissions_boundary": (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
             "tags": tags,
             "system_tags": system_tags,
+            **(managed_by(stack_holding(clients, self.name)) if not owned_by(tags, self.ctx.env) else {}),
         }
 
     def vouched(self, evidence: Evidence) -> bool:
