@@ -46,7 +46,7 @@ class ModelSource:
     + origin: where it came from and why it was chosen, one line for people
     + upload: the local artifacts to upload to `uri` first (None: the object is there)
     + why: why it was chosen (`choose_model`'s reason)
-    + replaces: whether uploading replaces an object that is there
+    + replaces: the object the upload replaces, its ETag and digest (None: there is none)
     """
 
     uri: str
@@ -54,7 +54,7 @@ class ModelSource:
     origin: str
     upload: LocalModel | None = None
     why: str = ""
-    replaces: bool = False
+    replaces: dict[str, str | None] | None = None
 
 
 def choose_model(local: LocalModel | None, stored: dict[str, Any] | None) -> tuple[str, str]:
@@ -130,7 +130,10 @@ def find_model(
     if choice == USE_BUCKET or local is None:  # choose_model uploads only local artifacts
         return ModelSource(canonical, found["ETag"], f"{canonical}: {why}", why=why)
     origin = f"{canonical}: to be uploaded from {local.directory}/, {why}"
-    return ModelSource(canonical, None, origin, upload=local, why=why, replaces=found is not None)
+    replaced = None
+    if found is not None:
+        replaced = {"ETag": found["ETag"], DIGEST_METADATA: (found.get("Metadata") or {}).get(DIGEST_METADATA)}
+    return ModelSource(canonical, None, origin, upload=local, why=why, replaces=replaced)
 
 
 def upload_call(uri: str, local: LocalModel) -> Call:
@@ -146,10 +149,12 @@ def upload_changes(source: ModelSource) -> tuple[Change, ...]:
     local = source.upload
     if local is None:
         return ()
-    after = {"source": f"{local.directory}/", DIGEST_METADATA: local.digest}
+    after = {DIGEST_METADATA: local.digest, "source": f"{local.directory}/"}
     address = f"{S3_OBJECT}.{'/'.join(split_s3_uri(source.uri))}"
-    actions = UPDATE if source.replaces else CREATE
-    return (Change(address, actions, None, after, tuple(after), source.why, calls=(upload_call(source.uri, local),)),)
+    calls = (upload_call(source.uri, local),)
+    if source.replaces is None:
+        return (Change(address, CREATE, None, after, tuple(after), source.why, calls=calls),)
+    return (Change(address, UPDATE, source.replaces, after, (DIGEST_METADATA,), source.why, calls=calls),)
 
 
 def upload(clients: Clients, source: ModelSource, reporter: StatusReporter) -> ModelSource:

@@ -296,9 +296,9 @@ class Provisioner:
         )
         return endpoint_spec(score, source.uri, source.version, image, self.outputs.role_arn)
 
-    def observe(self, spec: EndpointSpec) -> Observed:
+    def observe(self, score: Score, spec: EndpointSpec) -> Observed:
         """Reads only: the desired model and config (unless they wait for an upload), the endpoint, and the models
-        of the config it serves when that is another."""
+        of the config it serves when that is another this tool made (it goes once the endpoint moves on)."""
         model = config = None
         if spec.known:
             found = self._describe("describe_model", "ModelName", spec.model_name)
@@ -310,16 +310,16 @@ class Provisioner:
         if endpoint is None:
             return Observed(model, config, None)
         endpoint = {key: endpoint[key] for key in ("EndpointConfigName", "EndpointStatus")}
-        served = ()
-        if endpoint["EndpointConfigName"] != spec.config_name:
-            served = tuple((self._config_models(endpoint["EndpointConfigName"]) or {}).get("ModelNames", ()))
+        served, now = (), endpoint["EndpointConfigName"]
+        if now != spec.config_name and made_here(score, "c").fullmatch(now):
+            served = tuple((self._config_models(now) or {}).get("ModelNames", ()))
         return Observed(model, config, endpoint, served)
 
     def plan(self, score: Score, source: ModelSource) -> Plan:
         """What provisioning `source` would change (reads only): its upload, when it waits for one, then the
         model, config and endpoint changes with their calls."""
         spec = self.spec(score, source)
-        observed = self.observe(spec)
+        observed = self.observe(score, spec)
         changes = (*upload_changes(source), *diff(score, spec, observed))
         state = {"model_data": {"uri": source.uri, "etag": source.version}, **observed.state()}
         manifest = Path(score.source)

@@ -441,3 +441,20 @@ def test_json_and_detailed_exitcode_are_plan_options(plexus, capsys) -> None:
             plexus("provision", "endpoint", *SCORE_ARGS, option)
         assert exited.value.code == 1
         assert "apply only with --plan" in capsys.readouterr().err
+
+
+def test_a_plan_shows_a_retrain_replacing_the_uploaded_model_before_uploading_it(
+    sandbox, trained: Path, tmp_path: Path, monkeypatch, plexus
+) -> None:
+    *_, local = trained_workspace(trained, tmp_path, monkeypatch)
+    assert plexus("provision", "endpoint", *SCORE_ARGS).code == 0
+    uploaded = tree_digest(local)
+    (local / "training_history.json").write_text("[]\n")  # what a retrain rewrites, in small
+    shown = plexus("provision", "endpoint", *SCORE_ARGS, "--plan", "--detailed-exitcode")
+    assert shown.code == 2, shown.err
+    assert f"  ~ s3_object.{BUCKET}/{CANONICAL}  (the local artifacts changed since their upload (sha256 " in shown.out
+    assert f"      ~ {DIGEST_METADATA}: {uploaded} → {tree_digest(local)}" in shown.out
+    assert f"  ~ {ENDPOINT_KIND}.{ENDPOINT}  (serves {ENDPOINT}-c" in shown.out
+    assert "Plan: 2 to add, 2 to change, 2 to destroy." in shown.out
+    head = boto3.client("s3").head_object(Bucket=BUCKET, Key=CANONICAL)
+    assert head["Metadata"] == {DIGEST_METADATA: uploaded}  # nothing was uploaded
