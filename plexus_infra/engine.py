@@ -317,12 +317,14 @@ class Hooks:
     + show_plan: the plan as first observed (before the lock)
     + replanned: the plan changed while waiting for the lock (the new plan, shown before it is applied)
     + waiting: another run holds the lock; we wait for it
+    + took_over: the lock of a run that is gone (dead on this host, or its lease ran out) was taken over
     + confirm: asks for approval, raising GuardError to cancel; None for saved plans and --auto-approve
     """
 
     show_plan: Callable[[Plan], None] = ignore
     replanned: Callable[[Plan], None] = ignore
     waiting: Callable[[LockInfo], None] = ignore
+    took_over: Callable[[LockInfo], None] = ignore
     confirm: Callable[[Plan], None] | None = None
     on_step: Step | None = None
     progress: Progress | None = None
@@ -368,12 +370,21 @@ def converge(
         refuse_if_stale(saved, plan)
     hooks.show_plan(plan)
     if not plan.has_changes:
+        lock.clear_abandoned(session.clients, session.env, on_takeover=hooks.took_over)
         return Outcome(plan, applied=False)
     check_adoption(plan, adopt)
     confirm = hooks.confirm if saved is None else None
     if confirm is not None:
         confirm(plan)  # before the lock: a refusal or a slow answer never holds it
-    with lock.held(session.clients, session.env, operation, timeout=lock_timeout, on_wait=hooks.waiting):
+    held = lock.held(
+        session.clients,
+        session.env,
+        operation,
+        timeout=lock_timeout,
+        on_wait=hooks.waiting,
+        on_takeover=hooks.took_over,
+    )
+    with held:
         fresh, observed = make_plan(session, operation)
         if saved is not None:
             refuse_if_stale(saved, fresh)

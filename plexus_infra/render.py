@@ -236,6 +236,11 @@ def run_hooks(
             f"[yellow]Waiting up to {lock_timeout:g}s for the lock held by {escape(holder.describe(utcnow()))}[/]"
         )
 
+    def took_over(holder: LockInfo) -> None:
+        from plexus_infra.lock import utcnow
+
+        console().print(f"[yellow]Broke the lock left by a run that is gone: {escape(holder.describe(utcnow()))}[/]")
+
     def replanned(plan: Plan) -> None:
         console().print("[yellow]The live state changed while this run waited for the lock; the plan is now:[/]")
         print_plan(plan, verbose=verbose)
@@ -243,6 +248,7 @@ def run_hooks(
     return Hooks(
         show_plan=show_plan or ignore,
         waiting=waiting,
+        took_over=took_over,
         replanned=replanned,
         confirm=confirm,
         on_step=lambda change: callbacks()[0](change),

@@ -80,10 +80,8 @@ def test_adopt_waits_for_the_stack_to_let_go_then_keeps_its_system_tags(
 
     code, out, _ = cli(capsys, "plan", manifest)
     assert code == 0
-    assert (
-        f"s3_bucket.{STAGING_BUCKET}  (exists without plexus-infra ownership tags (foreign); managed by CloudFormation stack {STACK})"
-        in out
-    )
+    foreign = "exists without plexus-infra ownership tags (foreign)"
+    assert f"s3_bucket.{STAGING_BUCKET}  ({foreign}; managed by CloudFormation stack {STACK})" in out
     assert "aws:cloudformation" not in out  # AWS's tags are never shown as a change
     code, out, err = cli(capsys, "apply", manifest, "--adopt", "--auto-approve")
     assert code == 1 and out.count("\n") > 0
@@ -120,10 +118,8 @@ def test_a_role_the_stack_still_holds_is_refused_though_cloudformation_never_tag
     manifest = staging_manifest(tmp_path, role)
 
     code, out, _ = cli(capsys, "plan", manifest)
-    assert (
-        f"iam_role.{role}  (exists without plexus-infra ownership tags (foreign); managed by CloudFormation stack {STACK})"
-        in out
-    )
+    foreign = "exists without plexus-infra ownership tags (foreign)"
+    assert f"iam_role.{role}  ({foreign}; managed by CloudFormation stack {STACK})" in out
     code, _, err = cli(capsys, "apply", manifest, "--adopt", "--auto-approve")
     assert code == 1 and f"iam_role.{role} is still managed by CloudFormation stack {STACK}" in err
     assert boto3.client("s3").list_buckets()["Buckets"] == []  # refused before any write

@@ -7,7 +7,6 @@ starts; a few points are also checked with a real SIGKILL of a CLI subprocess, w
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 
 import boto3
@@ -135,10 +134,13 @@ def test_destroy_resumes_to_nothing_left_after_a_crash_before_every_delete(
         print(f"\n[crash-resume] destroy: {writes} crash points, each resumed to nothing: {', '.join(crashed_at)}")
 
 
-@pytest.mark.parametrize("k", [4, 11])  # 3 is the untagged window, covered in-process
-def test_apply_killed_with_sigkill_resumes(sandbox: Sandbox, k: int) -> None:
-    """A real SIGKILL: no `finally`, so the lock stays; the rerun names the way out (force-unlock), and after it
-    apply reaches the exact end state."""
+APPLY_WRITES = 15  # a development apply from nothing: the lock, 3 outputs, 10 resource writes, the release
+
+
+@pytest.mark.parametrize("k", range(1, APPLY_WRITES + 1))
+def test_apply_killed_with_sigkill_resumes_with_a_plain_apply_on_the_same_host(sandbox: Sandbox, k: int) -> None:
+    """A real SIGKILL as the k-th write starts: no `finally` runs, so the lock stays behind, held by a process
+    that is gone; the next apply on this host takes it over at once and reaches the exact end state."""
     killed = run_cli(
         "apply",
         "--auto-approve",
@@ -147,13 +149,9 @@ def test_apply_killed_with_sigkill_resumes(sandbox: Sandbox, k: int) -> None:
         module="tests.faults",
     )
     assert killed.returncode == -9, killed.stderr
-    refused = run_cli("apply", "--auto-approve", str(DEVELOPMENT))
-    assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    unlock = re.search(r"plexus-infra (force-unlock \S+ \S+ --force)", refused.stderr)
-    assert unlock, refused.stderr
-    assert run_cli(*unlock.group(1).split()).returncode == 0
     rerun = run_cli("apply", "--auto-approve", str(DEVELOPMENT))
     assert rerun.returncode == 0, rerun.stderr
+    assert ("Broke the lock left by a run that is gone" in rerun.stdout) == (k > 1), rerun.stdout
     assert not lock_left()
     assert pending() == []
     assert live_inventory() == ([BUCKET], [ROLE], PARAMETERS)

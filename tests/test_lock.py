@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -73,13 +74,30 @@ def ticking_clock(minutes: int = 10):
     return lambda: start + timedelta(minutes=minutes * next(readings))
 
 
-def wait_for(predicate, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+class StepTicks:
+    """Renewal ticks the test lets through one at a time (lock.Tick), instead of real seconds going by."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.allowed = 0  # ticks the test has let through
+        self.waits = 0  # times the renewal thread has asked for a tick
+
+    def wait(self, stopped: threading.Event, seconds: float) -> bool:
+        with self.condition:
+            self.waits += 1
+            self.condition.notify_all()
+            while self.allowed < self.waits and not stopped.is_set():
+                self.condition.wait(0.01)
+            return self.allowed < self.waits
+
+    def step(self, *, last: bool = False) -> None:
+        """Let one renewal happen, and return once it is done: the thread is back waiting, or (`last`) has ended."""
+        with self.condition:
+            assert self.condition.wait_for(lambda: self.waits > self.allowed, timeout=10), "renewal never waited"
+            self.allowed += 1
+            self.condition.notify_all()
+            done = (lambda: not renewal_threads()) if last else (lambda: self.waits > self.allowed)
+            assert self.condition.wait_for(done, timeout=10), "the renewal did not finish"
 
 
 def renewal_threads() -> list[threading.Thread]:
@@ -87,25 +105,27 @@ def renewal_threads() -> list[threading.Thread]:
 
 
 def test_a_held_lock_is_renewed_while_held_and_renewal_stops_at_release(sandbox: Sandbox, staging) -> None:
-    ttl = timedelta(seconds=0.3)  # renewed every 0.1 s
-    with lock.held(Clients(staging.region), staging, "destroy", ttl=ttl, clock=ticking_clock()) as mine:
+    ticks = StepTicks()
+    with lock.held(Clients(staging.region), staging, "destroy", clock=ticking_clock(), ticks=ticks.wait) as mine:
         first = lock_value()
-        assert wait_for(lambda: lock_value()["expires"] > first["expires"]), "the lock was never renewed"
+        ticks.step()
         renewed = lock_value()
+        assert renewed["expires"] > first["expires"], "the lock was not renewed"
         assert (renewed["id"], renewed["created"], renewed["operation"]) == (mine.id, first["created"], "destroy")
+        ticks.step()
+        assert lock_value()["expires"] > renewed["expires"]
     assert lock_value() is None
     assert renewal_threads() == []
-    time.sleep(0.3)
-    assert lock_value() is None, "a renewal after the release re-created the lock"
+    assert ticks.waits == ticks.allowed + 1  # stopped while waiting: no renewal after the release
 
 
 def test_renewal_never_touches_a_lock_that_is_no_longer_ours(sandbox: Sandbox, staging) -> None:
-    clients = Clients(staging.region)
-    with lock.held(clients, staging, "apply", ttl=timedelta(seconds=0.3), clock=ticking_clock()) as mine:
+    clients, ticks = Clients(staging.region), StepTicks()
+    with lock.held(clients, staging, "apply", clock=ticking_clock(), ticks=ticks.wait) as mine:
         lock.force_unlock(clients, staging, mine.id, force=True)
         other = lock.acquire(Clients(staging.region), staging, "apply")
         taken = lock_value()
-        time.sleep(0.5)
+        ticks.step(last=True)  # finding the lock someone else's, renewal ends
         assert lock_value() == taken, "renewal overwrote another run's lock"
     assert lock_value()["id"] == other.id, "release left the other run's lock alone"
     assert lock.renew(clients, staging, mine) is None
@@ -144,37 +164,53 @@ def test_waiting_for_the_lock_succeeds_once_the_holder_releases(sandbox: Sandbox
 def test_an_unreadable_lock_value_can_still_be_shown_and_broken(sandbox: Sandbox, staging) -> None:
     boto3.client("ssm").put_parameter(Name=LOCK, Value="not json", Type="String")
     clients = Clients(staging.region)
-    with pytest.raises(LockError, match="unreadable lock value"):
+    with pytest.raises(LockError, match=r"locked by a value plexus-infra did not write .*force-unlock not json"):
         lock.acquire(clients, staging, "apply")
     lock.force_unlock(clients, staging, "not json")
     assert lock_value() is None
 
 
 def test_apply_against_a_held_lock_fails_naming_the_holder_without_writing(sandbox: Sandbox, workdir, capsys) -> None:
-    write_lock("0b7f5c2e-9d1a-4c3e-8f6b-2a4d1e9c7b31", created=datetime.now(UTC) - timedelta(minutes=3))
+    write_lock("0b7f5c2e-9d1a-4c3e-8f6b-2a4d1e9c7b31", created=datetime.now(UTC) - timedelta(minutes=2))
     assert cli.main(["apply", "--env", "staging", "--auto-approve"]) == cli.EXIT_ERROR
     err = capsys.readouterr().err
-    assert "staging is locked by ci@runner-7 (pid 4121) for apply, taken 3m" in err
+    assert "staging is locked by ci@runner-7 (pid 4121) for apply, taken 2m" in err
     assert "lock id 0b7f5c2e-9d1a-4c3e-8f6b-2a4d1e9c7b31" in err
     assert "plexus-infra force-unlock 0b7f5c2e-9d1a-4c3e-8f6b-2a4d1e9c7b31 environments/staging.yaml --force" in err
     assert boto3.client("s3").list_buckets()["Buckets"] == []
 
 
-def test_an_expired_lock_is_broken_by_force_unlock_with_its_id_then_apply_works(
-    sandbox: Sandbox, workdir, capsys
-) -> None:
+def test_a_lock_whose_lease_ran_out_is_taken_over_by_the_next_apply(sandbox: Sandbox, workdir, capsys) -> None:
+    """A run on another host that died stops renewing: once its lease is over, the next run takes the lock."""
+    write_lock("6c1d2f8a-0000-4000-8000-000000000001", created=datetime.now(UTC) - timedelta(hours=3))
+    assert cli.main(["apply", "--env", "staging", "--auto-approve"]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert (
+        "Broke the lock left by a run that is gone: ci@runner-7 (pid 4121) for apply, taken 3h 0m ago (expired" in out
+    )
+    assert lock_value() is None
+
+
+def test_a_live_lease_from_another_host_is_waited_for_at_most_its_length(sandbox: Sandbox, workdir, capsys) -> None:
+    lock_id = "6c1d2f8a-0000-4000-8000-000000000003"
+    write_lock(lock_id, created=datetime.now(UTC), ttl=timedelta(seconds=3))
+    assert cli.main(["apply", "--env", "staging", "--auto-approve"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "if that run is gone its lease runs out by itself: wait for it with --lock-timeout " in err
+    assert f"or break it now: plexus-infra force-unlock {lock_id} environments/staging.yaml --force" in err
+    assert cli.main(["apply", "--env", "staging", "--auto-approve", "--lock-timeout", "30"]) == cli.EXIT_OK
+    assert "Broke the lock left by a run that is gone" in capsys.readouterr().out
+
+
+def test_an_expired_lock_is_broken_by_force_unlock_with_its_id(sandbox: Sandbox, workdir, capsys) -> None:
     lock_id = "6c1d2f8a-0000-4000-8000-000000000001"
     write_lock(lock_id, created=datetime.now(UTC) - timedelta(hours=3))
-    assert cli.main(["apply", "--env", "staging", "--auto-approve"]) == cli.EXIT_ERROR
-    assert "expired 2h" in capsys.readouterr().err
-
     assert cli.main(["force-unlock", "wrong-id", "--env", "staging"]) == cli.EXIT_ERROR
     assert "lock id wrong-id does not match staging's lock" in capsys.readouterr().err
     assert lock_value()["id"] == lock_id
 
     assert cli.main(["force-unlock", lock_id, "--env", "staging"]) == cli.EXIT_OK
     assert "Broke staging's lock: it was held by ci@runner-7 (pid 4121)" in capsys.readouterr().out
-    assert cli.main(["apply", "--env", "staging", "--auto-approve"]) == cli.EXIT_OK
     assert lock_value() is None
 
 
@@ -188,8 +224,8 @@ def test_force_unlock_refuses_a_live_lock_without_force(sandbox: Sandbox, workdi
     assert "staging is not locked" in capsys.readouterr().err
 
 
-def test_a_killed_runs_lock_names_it_and_is_broken_by_id(sandbox: Sandbox, workdir, capsys) -> None:
-    """A process SIGKILLed while holding the lock runs no cleanup: its lock stays until force-unlock."""
+def test_a_rerun_on_the_same_host_takes_over_at_once_from_a_killed_run(sandbox: Sandbox, workdir, capsys) -> None:
+    """A process SIGKILLed while holding the lock runs no cleanup; on its own host its death is plain to see."""
     script = (
         "import os, signal\n"
         "from plexus_infra import lock\nfrom plexus_infra.core.aws import Clients\n"
@@ -202,10 +238,26 @@ def test_a_killed_runs_lock_names_it_and_is_broken_by_id(sandbox: Sandbox, workd
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=workdir, timeout=60)
     assert killed.returncode == -9
     lock_id, pid = killed.stdout.split()
-    assert cli.main(["apply", "--env", "staging", "--auto-approve"]) == cli.EXIT_ERROR
-    assert f"(pid {pid}) for apply" in capsys.readouterr().err
-    assert cli.main(["force-unlock", lock_id, "--env", "staging", "--force"]) == cli.EXIT_OK
+    assert lock_value()["id"] == lock_id and lock_value()["pid"] == int(pid)
     assert cli.main(["apply", "--env", "staging", "--auto-approve"]) == cli.EXIT_OK
+    assert "Broke the lock left by a run that is gone: " in capsys.readouterr().out
+    assert lock_value() is None
+
+
+def test_a_holder_is_gone_only_where_this_host_can_tell() -> None:
+    here = lock.Process.current()
+    assert here.boot and here.started, "Linux records boot id and start time"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    assert lock.Process(here.host, dead_pid, here.boot, 12345).gone(here)  # no such process any more
+    assert not lock.Process(here.host, here.pid, here.boot, here.started).gone(here)  # this very process
+    parent = lock.Process.current()
+    assert not lock.Process(here.host, os.getppid(), here.boot, 0).gone(here)  # alive, start time unrecorded
+    reused = lock.Process(here.host, os.getppid(), here.boot, lock._start_ticks(os.getppid()) + 1)
+    assert reused.gone(here)  # the pid lives, but another process has it now
+    assert lock.Process(here.host, os.getppid(), "another-boot", 0).gone(here)  # the host rebooted since
+    assert not lock.Process("another-host", dead_pid, "", 0).gone(here)  # elsewhere nothing can be told
+    assert parent == here
 
 
 @pytest.fixture
