@@ -12,16 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plexus_infra import lock
-from plexus_infra.core.aws import (
-    EVENTUALLY_CONSISTENT,
-    IN_PROGRESS,
-    Clients,
-    Identity,
-    call,
-    error_code,
-    until_consistent,
-    wait_for,
-)
+from plexus_infra.core.aws import CONFLICT, Clients, Identity, send
 from plexus_infra.core.errors import ApplyError, GuardError, PlexusError
 from plexus_infra.lock import LockInfo
 from plexus_infra.manifest.model import Environment
@@ -237,54 +228,6 @@ def _send_all(clients: Clients, resource: Resource, calls: tuple[Call, ...], pro
 def _items(request: Call) -> int:
     """How many things one request acts on (a DeleteObjects batch: its objects), for progress."""
     return len(request.params.get("Delete", {}).get("Objects", ())) or 1
-
-
-CONFLICT = object()  # what `send` answers when AWS says the target was made meanwhile (Call.conflict)
-
-
-def send(clients: Clients, request: Call) -> Any:
-    """One planned call, as AWS takes it: retried while AWS catches up when it says so, followed by its waiter.
-    Answers AWS's response, or CONFLICT for one of the call's `conflict` codes; an error is one ApplyError line."""
-    client = clients.client(request.service)
-    method = getattr(client, xform_name(request.operation))
-
-    def attempt() -> Any:
-        return call(
-            method, request.resource, absent=(*request.absent, *request.conflict), error=ApplyError, **request.params
-        )
-
-    try:
-        answer = until_consistent(attempt, codes=retried(request))
-    except ApplyError as exc:
-        if request.fallback is None or error_code(exc.__cause__) not in request.fallback_on:
-            raise
-        return send(clients, request.fallback)
-    if answer is None and request.conflict:
-        return CONFLICT
-    if request.wait:
-        wait_for(client, request.wait, request.resource, **_waiter_params(client, request))
-    return answer
-
-
-def retried(request: Call) -> tuple[str, ...]:
-    """The codes a call is sent again on, with backoff: another change to the same thing in progress (botocore's
-    standard retry mode leaves IAM's ConcurrentModification and SSM's TooManyUpdates alone), and, for calls
-    that follow a write, AWS not having caught up with it yet."""
-    return (*IN_PROGRESS, *(EVENTUALLY_CONSISTENT if request.consistent else ()))
-
-
-def _waiter_params(client: Any, request: Call) -> dict[str, Any]:
-    """The call's own arguments that its waiter's operation takes (bucket_exists: Bucket)."""
-    operation = client.get_waiter(request.wait).config.operation
-    members = client.meta.service_model.operation_model(operation).input_shape.members
-    return {key: value for key, value in request.params.items() if key in members}
-
-
-def xform_name(operation: str) -> str:
-    """`PutBucketTagging` → `put_bucket_tagging`: boto3's method for an API operation."""
-    from botocore import xform_name as botocore_xform_name
-
-    return botocore_xform_name(operation)
 
 
 def verify(session: Session, plan: Plan, *, sleep: Callable[[float], None] | None = None) -> None:

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from plexus_infra.core.aws import Call
+
 # 1.1: each change lists the AWS calls it plans (`calls`) and who else manages it (`managed_by`), additive.
 FORMAT_VERSION = "1.1"
 
@@ -20,48 +22,15 @@ UPDATE = ("update",)
 DELETE = ("delete",)
 REPLACE = ("delete", "create")
 
-
-@dataclass(frozen=True)
-class Call:
-    """One AWS request a change plans: what apply sends, exactly (pyinfra's commands, as data).
-
-    + service / operation: boto3's service name and the API operation, e.g. `s3`, `PutBucketTagging`
-    + params: the request's arguments, JSON-able (nothing this tool sends is a secret)
-    + resource: what it acts on, for messages (`bucket plexus-staging-training`)
-    + absent: error codes that mean the goal is already reached (deleting what is gone): success
-    + conflict: error codes that mean someone else made it meanwhile: apply plans that resource again
-    + consistent: retried while AWS has not caught up with an earlier write (a new bucket or role)
-    + wait: a botocore waiter run after the request, with `params`' names it needs (`bucket_exists`)
-    + each: set when the request repeats over what exists at apply time (`object version`): the resource
-      lists those then and sends one request per batch (`Resource.expand`)
-    + fallback: sent instead when AWS answers with one of `fallback_on` (a bucket born tagged where S3 takes
-      no tags at creation)
-    """
-
-    service: str
-    operation: str
-    params: dict[str, Any]
-    resource: str
-    absent: tuple[str, ...] = ()
-    conflict: tuple[str, ...] = ()
-    consistent: bool = False
-    wait: str | None = None
-    each: str | None = None
-    fallback: Call | None = None
-    fallback_on: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        """`s3:PutBucketTagging`, as IAM and CloudTrail name the action."""
-        return f"{self.service}:{self.operation}"
-
-    def to_json(self) -> dict[str, Any]:
-        document: dict[str, Any] = {"action": self.label, "params": self.params}
-        if self.each:
-            document["for_each"] = self.each
-        if self.fallback:
-            document["otherwise"] = self.fallback.to_json()
-        return document
+# How people see each verb list, as Terraform draws them: (symbol, rich style).
+SYMBOLS: dict[tuple[str, ...], tuple[str, str]] = {
+    CREATE: ("+", "green"),
+    UPDATE: ("~", "yellow"),
+    DELETE: ("-", "red"),
+    REPLACE: ("-/+", "magenta"),
+    ("create", "delete"): ("+/-", "magenta"),
+    NOOP: ("=", "dim"),
+}
 
 
 @dataclass(frozen=True)
@@ -147,6 +116,7 @@ class Plan:
 
     + operation: "apply" or "destroy"
     + observed_digest: sha256 of the live state the plan was made from (a saved plan is refused once it moves)
+    + tool: which tool made it (`plexus-infra`; `plexus` for provisioning plans), so neither applies the other's
     """
 
     environment: str
@@ -159,6 +129,7 @@ class Plan:
     observed_digest: str
     resource_digests: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = field(default=())
+    tool: str = "plexus-infra"
 
     @property
     def pending(self) -> tuple[Change, ...]:
@@ -180,7 +151,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
-            "tool": TOOL,
+            "tool": self.tool,
             "operation": self.operation,
             "environment": self.environment,
             "manifest": self.manifest,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plexus_infra.core.console import console, escape
+from plexus_infra.plan import SYMBOLS
 
 if TYPE_CHECKING:
     from plexus_infra.ci import Result
@@ -20,13 +21,6 @@ if TYPE_CHECKING:
 
 # --- plans ----------------------------------------------------------------------------------------------
 
-SYMBOLS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("create",): ("+", "green"),
-    ("update",): ("~", "yellow"),
-    ("delete",): ("-", "red"),
-    ("delete", "create"): ("-/+", "magenta"),
-    ("no-op",): ("=", "dim"),
-}
 
 Line = tuple[str, str]  # (rich style, plain text)
 

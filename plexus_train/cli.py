@@ -198,12 +198,11 @@ def _plan_endpoint(args: argparse.Namespace, provisioner: Provisioner, score: Sc
     import json
 
     from plexus_train import views
-    from plexus_train.provision import plan_document
 
     source = provisioner.find(score, args.model_s3_uri)
     plan = provisioner.plan(score, source)
     if args.json:
-        print(json.dumps(plan_document(plan), indent=2))
+        print(json.dumps(plan.to_json(), indent=2))
     else:
         views.print_plan(plan, source)
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK

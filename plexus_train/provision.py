@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.core.aws import Clients, call
-from plexus_infra.core.errors import ApplyError, PlexusError
+from plexus_infra.core.aws import Clients, call, send
+from plexus_infra.core.errors import PlexusError
 from plexus_infra.environments import TrainingOutputs
 from plexus_infra.plan import CREATE, DELETE, UPDATE, Call, Change, Plan, digest, noop
 from plexus_train.images import image_uri
@@ -226,19 +226,6 @@ def deletion(kind: str, name: str, reason: str, before: dict[str, Any] | None = 
     return Change(address(kind, name), DELETE, before or {}, None, (), reason, calls=(request,))
 
 
-def send(clients: Clients, request: Call) -> Any:
-    """One planned call as boto3 takes it; the call's `absent` codes (deleting what is gone) are success."""
-    from botocore import xform_name
-
-    method = getattr(clients.client(request.service), xform_name(request.operation))
-    return call(method, request.resource, absent=request.absent, error=ApplyError, **request.params)
-
-
-def plan_document(plan: Plan) -> dict[str, Any]:
-    """The plan's versioned JSON (plexus_infra.plan's format), made by this tool."""
-    return {**plan.to_json(), "tool": TOOL}
-
-
 @dataclass(frozen=True)
 class Provisioned:
     """+ model: the model served, and where it came from
@@ -333,6 +320,7 @@ class Provisioner:
             changes=changes,
             observed_digest=digest(state),
             resource_digests=tuple((c.address, digest(c.before)) for c in changes if c.before is not None),
+            tool=TOOL,
         )
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from plexus_infra.core.console import console, escape
-from plexus_infra.plan import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan, summary_line
+from plexus_infra.plan import CREATE, DELETE, REPLACE, SYMBOLS, UPDATE, Change, Plan, summary_line
 from plexus_train.container.reporting import EpochResult, epoch_line
 from plexus_train.provision import NOUNS
 
@@ -25,13 +25,6 @@ if TYPE_CHECKING:
     from plexus_train.scorecards import Score
 
 # Terraform's action symbols, with their colours.
-SYMBOLS: dict[tuple[str, ...], tuple[str, str]] = {
-    CREATE: ("+", "green"),
-    UPDATE: ("~", "yellow"),
-    DELETE: ("-", "red"),
-    REPLACE: ("-/+", "magenta"),
-    NOOP: ("=", "dim"),
-}
 PAST_TENSE = {CREATE: "created", UPDATE: "updated", DELETE: "deleted", REPLACE: "replaced"}
 
 

@@ -289,3 +289,97 @@ def upload_file(s3: Any, path: Path, bucket: str, key: str, metadata: dict[str, 
         raise ApplyError(describe_failure("s3:PutObject", uri, exc)) from exc
     except BotoCoreError as exc:
         raise ApplyError(f"s3:PutObject {uri}: {exc}") from exc
+
+
+# --- planned calls ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One AWS request a change plans: what apply sends, exactly (pyinfra's commands, as data).
+
+    + service / operation: boto3's service name and the API operation, e.g. `s3`, `PutBucketTagging`
+    + params: the request's arguments, JSON-able (nothing this tool sends is a secret)
+    + resource: what it acts on, for messages (`bucket plexus-staging-training`)
+    + absent: error codes that mean the goal is already reached (deleting what is gone): success
+    + conflict: error codes that mean someone else made it meanwhile: apply plans that resource again
+    + consistent: retried while AWS has not caught up with an earlier write (a new bucket or role)
+    + wait: a botocore waiter run after the request, with `params`' names it needs (`bucket_exists`)
+    + each: set when the request repeats over what exists at apply time (`object version`): the resource
+      lists those then and sends one request per batch (`Resource.expand`)
+    + fallback: sent instead when AWS answers with one of `fallback_on` (a bucket born tagged where S3 takes
+      no tags at creation)
+    """
+
+    service: str
+    operation: str
+    params: dict[str, Any]
+    resource: str
+    absent: tuple[str, ...] = ()
+    conflict: tuple[str, ...] = ()
+    consistent: bool = False
+    wait: str | None = None
+    each: str | None = None
+    fallback: Call | None = None
+    fallback_on: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """`s3:PutBucketTagging`, as IAM and CloudTrail name the action."""
+        return f"{self.service}:{self.operation}"
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"action": self.label, "params": self.params}
+        if self.each:
+            document["for_each"] = self.each
+        if self.fallback:
+            document["otherwise"] = self.fallback.to_json()
+        return document
+
+
+CONFLICT = object()  # what `send` answers when AWS says the target was made meanwhile (Call.conflict)
+
+
+def send(clients: Clients, request: Call) -> Any:
+    """One planned call, as AWS takes it: retried while AWS catches up when it says so, followed by its waiter.
+    Answers AWS's response, or CONFLICT for one of the call's `conflict` codes; an error is one ApplyError line."""
+    client = clients.client(request.service)
+    method = getattr(client, xform_name(request.operation))
+
+    def attempt() -> Any:
+        return call(
+            method, request.resource, absent=(*request.absent, *request.conflict), error=ApplyError, **request.params
+        )
+
+    try:
+        answer = until_consistent(attempt, codes=retried(request))
+    except ApplyError as exc:
+        if request.fallback is None or error_code(exc.__cause__) not in request.fallback_on:
+            raise
+        return send(clients, request.fallback)
+    if answer is None and request.conflict:
+        return CONFLICT
+    if request.wait:
+        wait_for(client, request.wait, request.resource, **_waiter_params(client, request))
+    return answer
+
+
+def retried(request: Call) -> tuple[str, ...]:
+    """The codes a call is sent again on, with backoff: another change to the same thing in progress (botocore's
+    standard retry mode leaves IAM's ConcurrentModification and SSM's TooManyUpdates alone), and, for calls
+    that follow a write, AWS not having caught up with it yet."""
+    return (*IN_PROGRESS, *(EVENTUALLY_CONSISTENT if request.consistent else ()))
+
+
+def _waiter_params(client: Any, request: Call) -> dict[str, Any]:
+    """The call's own arguments that its waiter's operation takes (bucket_exists: Bucket)."""
+    operation = client.get_waiter(request.wait).config.operation
+    members = client.meta.service_model.operation_model(operation).input_shape.members
+    return {key: value for key, value in request.params.items() if key in members}
+
+
+def xform_name(operation: str) -> str:
+    """`PutBucketTagging` → `put_bucket_tagging`: boto3's method for an API operation."""
+    from botocore import xform_name as botocore_xform_name
+
+    return botocore_xform_name(operation)
