@@ -208,7 +208,8 @@ def _created_unless_there(
     name = request[argument]
     if observed is not None:
         return noop(address(kind, name), observed, reason)
-    create = Call("sagemaker", operation, request, f"{NOUNS[kind]} {name}")
+    # SageMaker checks the model's execution role as it creates it: retried while a new role propagates.
+    create = Call("sagemaker", operation, request, f"{NOUNS[kind]} {name}", assumes_role=kind == MODEL_KIND)
     return Change(address(kind, name), CREATE, None, desired, tuple(desired), "does not exist", calls=(create,))
 
 
@@ -375,7 +376,7 @@ class Provisioner:
     def _send(self, changes: Iterable[Change]) -> None:
         for change in changes:
             for request in change.calls:
-                send(self.clients, request)
+                send(self.clients, request, sleep=self.sleep)
 
     def _names(self, score: Score, method: str, field: str, kind: str) -> list[str]:
         """Names of the score's models or configs (by this tool's naming scheme), every page, sorted."""

@@ -78,10 +78,10 @@ def error_body(service: str, code: str, message: str) -> tuple[bytes, dict[str, 
     return f"{document}<RequestId>fault</RequestId></ErrorResponse>".encode(), {"Content-Type": "text/xml"}
 
 
-def fake_response(request: Any, service: str, fault: Fault) -> AWSResponse:
+def fake_response(request: Any, service: str, fault: Fault, message: str | None = None) -> AWSResponse:
     """The HTTP answer AWS gives for `fault` (HEAD answers carry no body, as in S3)."""
     code, status = fault
-    body, headers = error_body(service, code, f"injected {code}")
+    body, headers = error_body(service, code, message or f"injected {code}")
     if request.method == "HEAD":
         body = b""
     return AWSResponse(request.url, status, {**headers, "x-amz-request-id": "fault"}, _Body(body))
@@ -106,6 +106,26 @@ class Rule:
     def replay(self, operation: str, request: Any) -> AWSResponse | None:
         """A whole recorded answer to return instead of the server's (stale reads)."""
         return None
+
+
+@dataclass
+class LostAnswer(Rule):
+    """The request reaches the server, which acts on it, but its answer is lost on the way back: the client sees
+    a 500 and botocore sends the request again (what a dropped connection does to a create)."""
+
+    operation: str
+    times: int = 1
+    label = "lost answer"
+
+    def replay(self, operation: str, request: Any) -> AWSResponse | None:
+        if operation != self.operation or self.times == 0:
+            return None
+        self.times -= 1
+        body = request.body.encode() if isinstance(request.body, str) else request.body
+        sent = urllib.request.Request(request.url, data=body, headers=dict(request.headers), method=request.method)
+        with urllib.request.urlopen(sent, timeout=30):
+            pass  # the server acted on it; its answer never arrives
+        return fake_response(request, operation.split(":", 1)[0], ("InternalFailure", 500))
 
 
 @dataclass
@@ -137,6 +157,7 @@ class Answer(Rule):
     fault_: Fault
     times: int | None = None
     after: str | None = None
+    message: str | None = None  # AWS's words for the fault, when the code alone does not say it
     label = "answer"
 
     def __post_init__(self) -> None:
@@ -249,7 +270,7 @@ class Injector:
             fault = rule.fault(operation, request)
             if fault is not None:
                 self._record(fault[0])
-                return fake_response(request, service, fault)
+                return fake_response(request, service, fault, getattr(rule, "message", None))
             replayed = rule.replay(operation, request)
             if replayed is not None:
                 self._record(rule.label)

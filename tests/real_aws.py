@@ -20,6 +20,8 @@ Rules:
 - CopyObject of a source over the single-copy limit (5 GB in AWS, lowered by tests so objects stay small):
   400 InvalidRequest "The specified copy source is larger than the maximum allowable size for a copy source";
   UploadPartCopy (multipart copy) is not limited. moto copies anything.
+- SageMaker training job names are unique: a second CreateTrainingJob of a name is refused with ResourceInUse
+  ("Training job names must be unique within an AWS account and region..."); moto creates it again.
 - CloudFormation DescribeStackResources by PhysicalResourceId: the stack that manages the resource, as AWS
   answers; moto fails it even for resources it manages ("Stack with id None does not exist").
 """
@@ -119,7 +121,10 @@ class RealAwsProxy:
                 for key, value in answer.headers.items():
                     if key.lower() not in ("content-length", "transfer-encoding", "connection"):
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(answer.body)))
+                length = answer.headers.get("Content-Length") or answer.headers.get("content-length")
+                self.send_header(
+                    "Content-Length", length if self.command == "HEAD" and length else str(len(answer.body))
+                )
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(answer.body)
@@ -158,6 +163,10 @@ class RealAwsProxy:
             return self.s3(method, path, headers, body)
         if service == "cloudformation" and b"Action=DescribeStackResources" in body and b"PhysicalResourceId" in body:
             return self.stack_of(urllib.parse.parse_qs(body.decode())["PhysicalResourceId"][0], headers)
+        if service == "sagemaker" and headers.get("X-Amz-Target", "").endswith(".CreateTrainingJob"):
+            refusal = self.duplicate_job(body)
+            if refusal:
+                return refusal
         return self.forward(method, path, headers, body)
 
     # --- S3 ------------------------------------------------------------------------------------------------
@@ -239,6 +248,29 @@ class RealAwsProxy:
             f"{self.rules.copy_limit}"
         )
         return self.refuse(s3_error(400, "InvalidRequest", message))
+
+    # --- SageMaker ------------------------------------------------------------------------------------------
+
+    def duplicate_job(self, body: bytes) -> Answer | None:
+        """Training job names are unique in an account and region; SageMaker refuses a second CreateTrainingJob of
+        a name with ResourceInUse (moto creates it again)."""
+        import json
+
+        import boto3
+
+        name = json.loads(body)["TrainingJobName"]
+        sagemaker = boto3.client("sagemaker", endpoint_url=f"http://{self.upstream[0]}:{self.upstream[1]}")
+        try:
+            job = sagemaker.describe_training_job(TrainingJobName=name)
+        except sagemaker.exceptions.ClientError:
+            return None
+        message = (
+            "Training job names must be unique within an AWS account and region, and a training job with this name "
+            f"already exists ({job['TrainingJobArn']})"
+        )
+        self.rules.refused.append(f"ResourceInUse: {message}")
+        document = json.dumps({"__type": "ResourceInUse", "message": message}).encode()
+        return Answer(400, document, {"Content-Type": "application/x-amz-json-1.1"})
 
     # --- CloudFormation ------------------------------------------------------------------------------------
 

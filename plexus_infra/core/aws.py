@@ -111,17 +111,25 @@ def _action_name(method: Callable[..., Any]) -> str:
     return name
 
 
+def role_not_assumable_yet(exc: BaseException) -> bool:
+    """SageMaker's answer (CreateTrainingJob, CreateModel) while a just-created or just-changed role has not
+    reached it: IAM is eventually consistent, and Terraform retries this for two minutes too."""
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", "")).lower()
+    return error_code(exc) == "ValidationException" and ("assume" in message or "role" in message)
+
+
 def until_consistent(
     fn: Callable[[], T],
     *,
     codes: Iterable[str] = EVENTUALLY_CONSISTENT,
+    also: Callable[[BaseException], bool] | None = None,
     timeout: float = 120.0,
     first_delay: float = 0.2,
     max_delay: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Run `fn`, retrying while AWS answers with an eventual-consistency code, with jittered exponential
-    backoff, for at most `timeout` seconds; other errors fail at once."""
+    """Run `fn`, retrying while AWS answers with an eventual-consistency code (or an answer `also` recognises),
+    with jittered exponential backoff, for at most `timeout` seconds; other errors fail at once."""
     codes = set(codes)
     deadline = time.monotonic() + timeout
     delay = first_delay
@@ -130,7 +138,8 @@ def until_consistent(
             return fn()
         except AwsError as exc:
             cause = exc.__cause__
-            if cause is None or error_code(cause) not in codes or time.monotonic() + delay > deadline:
+            transient = cause is not None and (error_code(cause) in codes or (also is not None and also(cause)))
+            if not transient or time.monotonic() + delay > deadline:
                 raise
         sleep(delay * random.uniform(0.5, 1.0))
         delay = min(delay * 2, max_delay)
@@ -291,6 +300,21 @@ def upload_file(s3: Any, path: Path, bucket: str, key: str, metadata: dict[str, 
         raise ApplyError(f"s3:PutObject {uri}: {exc}") from exc
 
 
+def copy_object(s3: Any, source: tuple[str, str], bucket: str, key: str) -> None:
+    """Copy an object with boto3's managed transfer: one CopyObject takes at most 5 GB (S3 answers
+    InvalidRequest above it: https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html), so above
+    the transfer's multipart threshold it copies in parts (UploadPartCopy). A failure is one ApplyError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    uri = f"s3://{bucket}/{key}"
+    try:
+        s3.copy({"Bucket": source[0], "Key": source[1]}, bucket, key)
+    except ClientError as exc:
+        raise ApplyError(describe_failure("s3:CopyObject", uri, exc)) from exc
+    except BotoCoreError as exc:
+        raise ApplyError(f"s3:CopyObject {uri}: {exc}") from exc
+
+
 # --- planned calls ------------------------------------------------------------------------------------
 
 
@@ -309,6 +333,7 @@ class Call:
       lists those then and sends one request per batch (`Resource.expand`)
     + fallback: sent instead when AWS answers with one of `fallback_on` (a bucket born tagged where S3 takes
       no tags at creation)
+    + assumes_role: SageMaker checks a role it is handed (CreateModel): retried while a new role propagates
     """
 
     service: str
@@ -322,6 +347,7 @@ class Call:
     each: str | None = None
     fallback: Call | None = None
     fallback_on: tuple[str, ...] = ()
+    assumes_role: bool = False
 
     @property
     def label(self) -> str:
@@ -340,7 +366,7 @@ class Call:
 CONFLICT = object()  # what `send` answers when AWS says the target was made meanwhile (Call.conflict)
 
 
-def send(clients: Clients, request: Call) -> Any:
+def send(clients: Clients, request: Call, *, sleep: Callable[[float], None] = time.sleep) -> Any:
     """One planned call, as AWS takes it: retried while AWS catches up when it says so, followed by its waiter.
     Answers AWS's response, or CONFLICT for one of the call's `conflict` codes; an error is one ApplyError line."""
     client = clients.client(request.service)
@@ -351,12 +377,13 @@ def send(clients: Clients, request: Call) -> Any:
             method, request.resource, absent=(*request.absent, *request.conflict), error=ApplyError, **request.params
         )
 
+    also = role_not_assumable_yet if request.assumes_role else None
     try:
-        answer = until_consistent(attempt, codes=retried(request))
+        answer = until_consistent(attempt, codes=retried(request), also=also, sleep=sleep)
     except ApplyError as exc:
         if request.fallback is None or error_code(exc.__cause__) not in request.fallback_on:
             raise
-        return send(clients, request.fallback)
+        return send(clients, request.fallback, sleep=sleep)
     if answer is None and request.conflict:
         return CONFLICT
     if request.wait:

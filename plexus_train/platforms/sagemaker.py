@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.core.aws import Clients, call, error_code, until_consistent, upload_file
-from plexus_infra.core.errors import ApplyError, AwsError, PlexusError
+from plexus_infra.core.aws import Clients, call, copy_object, role_not_assumable_yet, until_consistent, upload_file
+from plexus_infra.core.errors import ApplyError, PlexusError
 from plexus_infra.environments import TrainingOutputs
 from plexus_train.container.bundle import TRAINING_ENTRY, copy_code
 from plexus_train.container.config import TrainingConfig, is_local_dir, looks_like_path
@@ -70,10 +70,19 @@ def build_sourcedir(score: Score, target: Path) -> tuple[Path, str]:
     return target, embeddings
 
 
-def is_role_propagating(exc: BaseException) -> bool:
-    """SageMaker's answer while a just-created role is not assumable yet."""
-    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", "")).lower()
-    return error_code(exc) == "ValidationException" and ("assume" in message or "role" in message)
+# What a retried CreateTrainingJob must find again when its first attempt's answer was lost.
+SAME_JOB = (("AlgorithmSpecification", "TrainingImage"), ("RoleArn",), ("HyperParameters",), ("OutputDataConfig",))
+
+
+def same_job(request: dict[str, Any], job: dict[str, Any]) -> bool:
+    """Whether `job` (DescribeTrainingJob) is the one `request` asked for: image, role, hyperparameters, output."""
+
+    def at(document: dict[str, Any], path: tuple[str, ...]) -> Any:
+        for part in path:
+            document = (document or {}).get(part)
+        return document
+
+    return all(at(request, path) == at(job, path) for path in SAME_JOB)
 
 
 @dataclass
@@ -165,18 +174,29 @@ class SageMakerPlatform:
         }
 
     def _create_job(self, name: str, request: dict[str, Any]) -> None:
+        """CreateTrainingJob, retried while a new role propagates. It takes no idempotency token: when an
+        attempt's answer is lost and botocore sends it again, SageMaker says the name is in use (ResourceInUse);
+        the job of that name is then ours if it is the one asked for, and is waited for instead."""
         self.reporter.status(f"creating training job {name}")
         sagemaker = self.clients.sagemaker
 
         def create() -> Any:
-            try:
-                return call(sagemaker.create_training_job, f"training job {name}", error=ApplyError, **request)
-            except AwsError as exc:
-                if exc.__cause__ is not None and not is_role_propagating(exc.__cause__):
-                    raise ApplyError(str(exc)) from None  # no cause: until_consistent will not retry it
-                raise
+            return call(
+                sagemaker.create_training_job,
+                f"training job {name}",
+                absent=("ResourceInUse",),
+                error=ApplyError,
+                **request,
+            )
 
-        until_consistent(create, codes=("ValidationException",), timeout=ROLE_PROPAGATION_TIMEOUT, sleep=self.sleep)
+        created = until_consistent(
+            create, codes=(), also=role_not_assumable_yet, timeout=ROLE_PROPAGATION_TIMEOUT, sleep=self.sleep
+        )
+        if created is None and not same_job(request, self._describe(name)):
+            raise ApplyError(
+                f"sagemaker:CreateTrainingJob training job {name}: ResourceInUse: a different job of that name "
+                "exists; run again (job names carry the time they were made)"
+            )
 
     def _describe(self, name: str) -> dict[str, Any]:
         return call(self.clients.sagemaker.describe_training_job, f"training job {name}", TrainingJobName=name)
@@ -229,13 +249,6 @@ class SageMakerPlatform:
         if call(s3.head_object, source, absent=("404", "NoSuchKey"), Bucket=source_bucket, Key=source_key) is None:
             raise PlexusError(f"training job {job['TrainingJobName']} completed but its model {source} does not exist")
         target = s3_uri(bucket, keys(score).model)
-        call(
-            s3.copy_object,
-            target,
-            error=ApplyError,
-            Bucket=bucket,
-            Key=keys(score).model,
-            CopySource={"Bucket": source_bucket, "Key": source_key},
-        )
+        copy_object(s3, (source_bucket, source_key), bucket, keys(score).model)  # > 5 GB copies in parts
         self.reporter.status(f"model at {target}")
         return target

@@ -5,6 +5,7 @@ HF_HUB_OFFLINE is set. The names tests share are in tests/train/helpers.py."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,6 +54,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
     score = find_score("Test Scorecard v 1.0", "Ticket Topic", root / "scorecards")
     dataset = datasources.load(datasources.resolve("tickets", root / "datasources"), "text", "topic")
     LocalPlatform(root=root / "models").train(score, dataset)
+    # Trained an hour ago: S3 keeps LastModified in whole seconds, so an object a test puts "after training" must
+    # not land in the same second as the artifacts (provisioning serves whichever is newer).
+    an_hour_ago = time.time() - 3600
+    for path in (root / "models").rglob("*"):
+        os.utime(path, (an_hour_ago, an_hour_ago))
     return root
 
 

@@ -415,7 +415,9 @@ def test_a_plan_is_what_provisioning_then_sends_call_for_call(
     assert preview.pending[3].address == f"{CONFIG_KIND}.{old}"
     sent: list = []
     real_send = provision.send
-    monkeypatch.setattr(provision, "send", lambda clients, request: sent.append(request) or real_send(clients, request))
+    monkeypatch.setattr(
+        provision, "send", lambda clients, request, **kw: sent.append(request) or real_send(clients, request, **kw)
+    )
     with playing_updates(chosen):
         result = chosen.provision(score)
     assert [c.to_json() for c in result.plan.changes] == [c.to_json() for c in preview.changes]
@@ -458,3 +460,20 @@ def test_a_plan_shows_a_retrain_replacing_the_uploaded_model_before_uploading_it
     assert "Plan: 2 to add, 2 to change, 2 to destroy." in shown.out
     head = boto3.client("s3").head_object(Bucket=BUCKET, Key=CANONICAL)
     assert head["Metadata"] == {DIGEST_METADATA: uploaded}  # nothing was uploaded
+
+
+def test_the_model_is_created_once_its_new_role_is_assumable(
+    sandbox, trained: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """SageMaker checks a model's execution role as it creates it; a role IAM has not spread yet is refused with
+    a ValidationException (moto accepts any role, so two such answers are injected), retried until it passes."""
+    from tests.faults import Answer, Injector, installed
+
+    _, score, _ = trained_workspace(trained, tmp_path, monkeypatch)
+    message = f"Could not assume role {ROLE}. Please ensure that the role exists and allows principal sagemaker"
+    injector = Injector([Answer(["sagemaker:CreateModel"], ("ValidationException", 400), times=2, message=message)])
+    with installed(injector):
+        result = provisioner(tmp_path / "work" / "models").provision(score)
+    assert injector.injected == {"ValidationException": 2}
+    assert actions(result)[0] == (MODEL_KIND, CREATE)
+    assert len(boto3.client("sagemaker").list_models()["Models"]) == 1

@@ -292,3 +292,57 @@ def test_the_default_image_lookup_asks_for_pytorch_2_6_or_later_on_py312(monkeyp
         ("2.6", "py312", "inference"),
     ]
     assert tuple(int(p) for p in version.split(".")) >= (2, 6)
+
+
+def test_a_model_over_the_single_copy_limit_is_published_in_parts(real_aws, project: Path) -> None:
+    """S3 copies at most 5 GB in one CopyObject (InvalidRequest above it); moto copies anything, so the proxy
+    keeps AWS's rule with the limit lowered to 5 MB, and the job's model is 9 MB: past boto3's 8 MB multipart
+    threshold, as every model over 5 GB is."""
+    real_aws.rules.copy_limit = 5 * 1024 * 1024
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    dataset = datasources.load(datasources.resolve("tickets"), "text", "topic")
+    s3 = boto3.client("s3")
+    archive = bytes(range(256)) * (9 * 4096)
+    job_output = f"models/{score.path}/jobs/{JOB}/output/model.tar.gz"
+    s3.put_object(Bucket=BUCKET, Key=job_output, Body=archive)
+    with pytest.raises(s3.exceptions.ClientError, match="larger than the maximum allowable size"):
+        s3.copy_object(Bucket=BUCKET, Key="one-call-copy", CopySource={"Bucket": BUCKET, "Key": job_output})
+
+    platform(StatusRecorder()).train(score, dataset)
+
+    published = s3.get_object(Bucket=BUCKET, Key=f"models/{score.path}/model.tar.gz")["Body"].read()
+    assert published == archive
+    assert real_aws.rules.refused == [
+        "InvalidRequest: The specified copy source is larger than the maximum allowable size for a copy source: 5242880"
+    ]  # only the test's own one-call copy
+
+
+def test_a_training_job_whose_create_answer_was_lost_is_the_one_waited_for(real_aws, project: Path) -> None:
+    """CreateTrainingJob takes no idempotency token: when the answer to a create that SageMaker performed is
+    lost, botocore sends it again and SageMaker says ResourceInUse (the proxy keeps that rule: moto would create
+    the job twice). That job is ours (the same request): it is waited for, not reported as a failure."""
+    from tests.faults import Injector, LostAnswer, installed
+
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    dataset = datasources.load(datasources.resolve("tickets"), "text", "topic")
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"models/{score.path}/jobs/{JOB}/output/model.tar.gz", Body=b"m")
+    injector = Injector([LostAnswer("sagemaker:CreateTrainingJob")])
+    with installed(injector):
+        result = platform(StatusRecorder()).train(score, dataset)
+    assert injector.injected == {"lost answer": 1}
+    assert [refusal.split(":")[0] for refusal in real_aws.rules.refused] == ["ResourceInUse"]
+    assert result.location.endswith("/model.tar.gz")
+    jobs = boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    assert [job["TrainingJobName"] for job in jobs] == [JOB]
+
+
+def test_a_different_job_of_the_same_name_is_an_error(real_aws, project: Path) -> None:
+    publish_outputs()
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    chosen = platform(StatusRecorder())
+    request = chosen.job_request(JOB, score, score.config)
+    boto3.client("sagemaker").create_training_job(**{**request, "RoleArn": "arn:aws:iam::123456789012:role/other"})
+    with pytest.raises(PlexusError, match="ResourceInUse: a different job of that name exists"):
+        chosen._create_job(JOB, request)
