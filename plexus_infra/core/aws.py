@@ -265,6 +265,15 @@ class Clients:
     def logs(self) -> Any:
         return self.client("logs")
 
+    @property
+    def autoscaling(self) -> Any:
+        """application-autoscaling: scaling SageMaker endpoint variants."""
+        return self.client("application-autoscaling")
+
+    @property
+    def kms(self) -> Any:
+        return self.client("kms")
+
     def warm(self, services: tuple[str, ...] = ("sts", "s3", "iam", "ssm")) -> None:
         """Create clients up front, before threads share them."""
         for service in services:
