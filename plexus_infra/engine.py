@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plexus_infra import lock
-from plexus_infra.core.aws import CONFLICT, Clients, Identity, send
+from plexus_infra.core.aws import CONFLICT, Clients, Identity, call, send
 from plexus_infra.core.errors import ApplyError, GuardError, PlexusError
 from plexus_infra.lock import LockInfo
 from plexus_infra.manifest.model import Environment
@@ -106,8 +106,26 @@ def connect(env: Environment, clients: Clients) -> Session:
     """Check the account (`guard_account`), then set up the environment's resources."""
     clients.warm()
     identity = guard_account(env, clients)
-    ctx = Context(env, identity)
+    ctx = Context(env, identity, kms_key_arn(env, clients, identity))
     return Session(env, clients, identity, [kind(ctx) for kind in RESOURCE_KINDS])
+
+
+def kms_key_arn(env: Environment, clients: Clients, identity: Identity) -> str | None:
+    """The bucket's customer key as an ARN, for the role's policy: a key ARN as it is, a key id made into one, an
+    alias looked up (kms:DescribeKey), since an alias in a policy's Resource grants nothing on its key
+    (https://docs.aws.amazon.com/kms/latest/developerguide/alias-authorization.html). None for SSE-S3 or S3's
+    own aws/s3 key."""
+    spec = env.bucket.encryption
+    key = spec.kms_key_id
+    if spec.algorithm != "SSE-KMS" or not key:
+        return None
+    if key.startswith("arn:") and ":key/" in key:
+        return key
+    if not key.startswith(("alias/", "arn:")):
+        return f"arn:{identity.partition}:kms:{env.region}:{identity.account}:key/{key}"
+    hint = f"bucket.encryption.kms_key_id in {env.source} names no key this account can use"
+    found = call(clients.kms.describe_key, f"key {key}", hints={"NotFoundException": hint}, KeyId=key)
+    return str((found or {})["KeyMetadata"]["Arn"])
 
 
 def observe_all(session: Session) -> dict[str, Any]:

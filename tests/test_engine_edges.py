@@ -14,6 +14,7 @@ from plexus_infra.sandbox import Sandbox
 from tests.helpers import ROOT, cli
 
 ROLE = "plexus-development-sagemaker-training"
+DEV = "plexus-development-training"
 
 
 def development_with(tmp_path: Path, extra: str) -> str:
@@ -115,3 +116,62 @@ def test_a_hand_edited_saved_plan_is_refused(
     assert code == 1
     assert "resource_changes are not what this manifest and live state give" in err
     assert boto3.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_a_customer_key_named_by_its_alias_is_granted_by_its_arn(sandbox: Sandbox, tmp_path: Path, capsys) -> None:
+    """S3 needs kms:GenerateDataKey and kms:Decrypt on a customer key for every object written and read (moto
+    checks neither); an alias in a policy's Resource grants nothing on its key, so the alias is looked up."""
+    kms = boto3.client("kms")
+    key = kms.create_key(Description="training data")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/plexus-training", TargetKeyId=key["KeyId"])
+    manifest = development_with(
+        tmp_path, "  encryption:\n    algorithm: SSE-KMS\n    kms_key_id: alias/plexus-training\n"
+    )
+    assert cli(capsys, "apply", manifest, "--auto-approve")[0] == 0
+    document = boto3.client("iam").get_role_policy(RoleName=ROLE, PolicyName="plexus-training-access")["PolicyDocument"]
+    granted = next(s for s in document["Statement"] if s["Sid"] == "TrainingBucketKey")
+    assert granted["Resource"] == key["Arn"]
+    assert sorted(granted["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+
+
+def test_an_alias_that_names_no_key_is_one_line_before_any_write(sandbox: Sandbox, tmp_path: Path, capsys) -> None:
+    manifest = development_with(tmp_path, "  encryption:\n    algorithm: SSE-KMS\n    kms_key_id: alias/missing\n")
+    code, out, err = cli(capsys, "apply", manifest, "--auto-approve")
+    assert code == 1 and out == ""
+    assert err.startswith("error: kms:DescribeKey key alias/missing: NotFoundException") and err.count("\n") == 1
+    assert "bucket.encryption.kms_key_id in" in err
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_a_bucket_name_another_account_owns_is_one_line_naming_both_causes(
+    real_aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """HeadBucket answers a bare 403 both when another account owns the name and when s3:ListBucket is missing;
+    moto has no other accounts' buckets, so the proxy answers as S3 does."""
+    real_aws.rules.other_accounts_buckets.add("plexus-development-training")
+    code, out, err = cli(capsys, "plan", "--env", "development")
+    assert code == 1 and out == ""
+    assert err == (
+        "error: s3:HeadBucket bucket plexus-development-training: 403: Forbidden (another AWS account owns this bucket "
+        "name, or these credentials lack s3:ListBucket on it; choose another bucket.name in "
+        "environments/development.yaml, or grant s3:ListBucket)\n"
+    )
+
+
+def test_an_old_buckets_acl_grants_are_reset_before_ownership_is_enforced(
+    real_aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """S3 refuses BucketOwnerEnforced while the ACL grants others (InvalidBucketAclWithObjectOwnership); moto does
+    not, so the proxy keeps the rule. Plan says so; apply resets the ACL first."""
+    assert cli(capsys, "apply", "--env", "development", "--auto-approve")[0] == 0
+    s3 = boto3.client("s3")
+    s3.put_bucket_ownership_controls(Bucket=DEV, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]})
+    s3.put_bucket_acl(Bucket=DEV, ACL="public-read")
+    code, out, _ = cli(capsys, "plan", "--env", "development")
+    assert "its ACL grants AllUsers READ: apply resets it to private first" in out
+    code, _, err = cli(capsys, "apply", "--env", "development", "--auto-approve")
+    assert code == 0, err
+    assert real_aws.rules.refused == []
+    grants = s3.get_bucket_acl(Bucket=DEV)["Grants"]
+    assert [g["Grantee"].get("URI") for g in grants if g["Grantee"]["Type"] == "Group"] == []
+    assert cli(capsys, "plan", "--env", "development", "--detailed-exitcode")[0] == 0

@@ -30,7 +30,9 @@ ALLOWED_ACTIONS = {
     "metrics": {"cloudwatch:PutMetricData"},
     "ecr": {"ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage"}
     | {"ecr:GetDownloadUrlForLayer"},
+    "kms": {"kms:Decrypt", "kms:GenerateDataKey"},
 }
+KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 # Community auditors flag any action that hands out credentials. These two are what a SageMaker role is for:
 # SageMaker assuming the role, and the ECR login token a training job needs to pull its image.
 INHERENT_CREDENTIAL_ACTIONS = {"sts:assumerole", "ecr:getauthorizationtoken"}
@@ -48,9 +50,9 @@ def analyze(document: dict[str, Any], community: bool) -> list[Any]:
     return analyze_policy_string(json.dumps(document), include_community_auditors=community).findings
 
 
-def context(name: str) -> Context:
+def context(name: str, kms_key_arn: str | None = None) -> Context:
     env = load_environment(str(ROOT / "environments" / f"{name}.yaml"))
-    return Context(env, Identity(ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/ci", "aws"))
+    return Context(env, Identity(ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/ci", "aws"), kms_key_arn)
 
 
 def inline_policy(ctx: Context) -> dict[str, Any]:
@@ -81,6 +83,7 @@ def overreach(document: dict[str, Any], ctx: Context) -> list[str]:
         "logs": lambda r: r.startswith(log_groups),
         "metrics": lambda r: r == "*",
         "ecr": lambda r: r == "*" or r.startswith(ecr),
+        "kms": lambda r: r == ctx.kms_key_arn,
     }
     problems = []
     for statement in document["Statement"]:
@@ -105,10 +108,11 @@ def overreach(document: dict[str, Any], ctx: Context) -> list[str]:
     return problems
 
 
+@pytest.mark.parametrize("key", [None, KEY_ARN], ids=["sse-s3", "customer-key"])
 @pytest.mark.parametrize("name", ENVIRONMENTS)
 @pytest.mark.parametrize("community", [False, True])
-def test_generated_policies_pass_parliament(name: str, community: bool) -> None:
-    ctx = context(name)
+def test_generated_policies_pass_parliament(name: str, community: bool, key: str | None) -> None:
+    ctx = context(name, key)
     for document in (trust_as_resource_policy(ctx), inline_policy(ctx)):
         findings = [
             f
@@ -124,6 +128,16 @@ def test_parliament_would_catch_a_broken_policy() -> None:
     document = inline_policy(context("development"))
     document["Statement"].append({"Effect": "Allow", "Action": "s3:GetObjekt", "Resource": "*"})
     assert [f.issue for f in analyze(document, community=False)] == ["UNKNOWN_ACTION"]
+
+
+def test_a_customer_key_is_granted_for_reading_and_writing_through_s3_only() -> None:
+    statement = next(
+        s for s in inline_policy(context("staging", KEY_ARN))["Statement"] if s["Sid"] == "TrainingBucketKey"
+    )
+    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"] and statement["Resource"] == KEY_ARN
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+    assert overreach(inline_policy(context("staging", KEY_ARN)), context("staging", KEY_ARN)) == []
+    assert not any(s["Sid"] == "TrainingBucketKey" for s in inline_policy(context("staging"))["Statement"])
 
 
 @pytest.mark.parametrize("name", ENVIRONMENTS)

@@ -64,13 +64,14 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
-def describe_failure(action: str, resource: str, exc: BaseException) -> str:
-    """One line for a person: the action, the resource, what AWS said and what to do."""
+def describe_failure(action: str, resource: str, exc: BaseException, hints: dict[str, str] | None = None) -> str:
+    """One line for a person: the action, the resource, what AWS said and what to do (`hints` by error code,
+    for what only the caller can say, before the general HINTS)."""
     code = error_code(exc)
     if code is None:
         return f"{action} {resource}: {exc}"
     message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
-    hint = HINTS.get(code)
+    hint = (hints or {}).get(code) or HINTS.get(code)
     text = f"{action} {resource}: {code}"
     if message:
         text += f": {message.rstrip('.')}"
@@ -83,10 +84,12 @@ def call(
     *,
     absent: Iterable[str] = (),
     error: type[AwsError] = ObserveError,
+    hints: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> T | None:
     """Call one boto3 method; None when AWS says the thing is absent (codes in `absent`), else a one-line
-    `error` naming the action and the resource. Missing is a value, not a crash."""
+    `error` naming the action and the resource (and what to do: `hints` by code). Missing is a value, not a
+    crash."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     action = _action_name(method)
@@ -95,7 +98,7 @@ def call(
     except ClientError as exc:
         if error_code(exc) in set(absent):
             return None
-        raise error(describe_failure(action, resource, exc)) from exc
+        raise error(describe_failure(action, resource, exc, hints)) from exc
     except BotoCoreError as exc:
         hint = CONNECTION_HINTS.get(type(exc).__name__)
         raise error(f"{action} {resource}: {exc}" + (f" ({hint})" if hint else "")) from exc

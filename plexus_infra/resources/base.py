@@ -24,10 +24,15 @@ from plexus_infra.policy import parse_policy
 
 @dataclass(frozen=True)
 class Context:
-    """What every resource needs to know: the desired environment and whose account it lands in."""
+    """What every resource needs to know: the desired environment, whose account it lands in, and what the
+    manifest's references name there (read once per run, before any resource is observed).
+
+    + kms_key_arn: the bucket's customer key as an ARN (the manifest may give a key id or an alias), else None
+    """
 
     env: Environment
     identity: Identity
+    kms_key_arn: str | None = None
 
 
 def owned_by(tags: dict[str, str] | None, env: Environment) -> bool:

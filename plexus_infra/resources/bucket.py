@@ -56,7 +56,13 @@ class S3Bucket(Tagged):
         return {"region": env.region, "tags": {**env.resource_tags, REMOVAL_POLICY_TAG: env.removal_policy}}
 
     def observe(self, clients: Clients) -> dict[str, Any] | None:
-        head = call(clients.s3.head_bucket, f"bucket {self.name}", absent=BUCKET_ABSENT, Bucket=self.name)
+        head = call(
+            clients.s3.head_bucket,
+            f"bucket {self.name}",
+            absent=BUCKET_ABSENT,
+            hints=self._forbidden(),
+            Bucket=self.name,
+        )
         if head is None:
             return None
         headers = head.get("ResponseMetadata", {}).get("HTTPHeaders", {})
@@ -72,6 +78,14 @@ class S3Bucket(Tagged):
         if system and not owned_by(user, self.ctx.env):
             observed |= managed_by(stack_managing(clients, system))
         return observed
+
+    def _forbidden(self) -> dict[str, str]:
+        """HeadBucket answers a bare 403 (no body, no code) for both of its causes: say both."""
+        hint = (
+            "another AWS account owns this bucket name, or these credentials lack s3:ListBucket on it; "
+            f"choose another bucket.name in {self.ctx.env.source}, or grant s3:ListBucket"
+        )
+        return {"403": hint, "AccessDenied": hint}
 
     def compare(self, observed: dict[str, Any] | None) -> Change:
         if observed is not None and observed["region"] != self.ctx.env.region:
@@ -333,3 +347,48 @@ class S3BucketOwnershipControls(BucketSetting):
 
     def write_arguments(self) -> dict[str, Any]:
         return {"OwnershipControls": {"Rules": [{"ObjectOwnership": self.desired()["object_ownership"]}]}}
+
+    def observe(self, clients: Clients) -> dict[str, Any] | None:
+        """Also, when the manifest enforces bucket-owner ownership and the bucket does not yet, the ACL's grants to
+        others: S3 refuses BucketOwnerEnforced on a bucket whose ACL grants anyone but its owner
+        (InvalidBucketAclWithObjectOwnership), as old buckets' often do. moto does not refuse it."""
+        observed = super().observe(clients)
+        if self.desired()["object_ownership"] != ENFORCED or (observed or {}).get("object_ownership") == ENFORCED:
+            return observed
+        acl = call(clients.s3.get_bucket_acl, f"bucket {self.name}", absent=BUCKET_ABSENT, Bucket=self.name)
+        grants = acl_grants_to_others(acl) if acl else []
+        if not grants:
+            return observed
+        return {**(observed or {"object_ownership": None}), "acl_grants_to_others": grants}
+
+    def calls(self, change: Change) -> Iterable[Call]:
+        if (change.before or {}).get("acl_grants_to_others"):
+            yield s3_call("PutBucketAcl", self.name, ACL="private")  # first, or S3 refuses enforcement
+        yield from super().calls(change)
+
+    def compare(self, observed: dict[str, Any] | None) -> Change:
+        change = super().compare(observed)
+        grants = (observed or {}).get("acl_grants_to_others")
+        if grants and not change.is_noop:
+            reason = f"{change.reason}; its ACL grants {', '.join(grants)}: apply resets it to private first"
+            change = replace(change, reason=reason)
+        return change
+
+
+ENFORCED = "BucketOwnerEnforced"
+
+
+def acl_grants_to_others(acl: dict[str, Any]) -> list[str]:
+    """The grants of a GetBucketAcl answer to anyone but the bucket's owner, as `grantee PERMISSION`, sorted.
+
+    Example: a public-read bucket's ACL gives ["AllUsers READ"]
+    """
+    owner = (acl.get("Owner") or {}).get("ID")
+    found = set()
+    for grant in acl.get("Grants") or ():
+        grantee = grant.get("Grantee") or {}
+        if grantee.get("Type") == "CanonicalUser" and grantee.get("ID") == owner:
+            continue
+        who = (grantee.get("URI") or "").rsplit("/", 1)[-1] or grantee.get("ID") or grantee.get("EmailAddress") or "?"
+        found.add(f"{who} {grant.get('Permission', '?')}")
+    return sorted(found)

@@ -53,10 +53,17 @@ def trust_policy(partition: str, region: str, account: str) -> dict[str, Any]:
 
 
 def training_access_policy(
-    partition: str, region: str, account: str, bucket_arn: str, ecr_repositories: tuple[str, ...]
+    partition: str,
+    region: str,
+    account: str,
+    bucket_arn: str,
+    ecr_repositories: tuple[str, ...],
+    kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
     """What a training job needs and nothing more: the bucket and its three prefixes, SageMaker's log
-    groups, SageMaker's metrics namespace, and pulling images from ECR."""
+    groups, SageMaker's metrics namespace, pulling images from ECR and, when the bucket encrypts with a
+    customer key, that key through S3: kms:GenerateDataKey to write objects, kms:Decrypt to read them (multipart
+    uploads need both; https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html)."""
     prefixes = ("training-data", "models", "training-code")
     log_group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/*"
     return {
@@ -99,6 +106,19 @@ def training_access_policy(
                 "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
                 "Resource": list(ecr_repositories) or f"arn:{partition}:ecr:{region}:*:repository/*",
             },
+            *(
+                [
+                    {
+                        "Sid": "TrainingBucketKey",
+                        "Effect": "Allow",
+                        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                        "Resource": kms_key_arn,
+                        "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+                    }
+                ]
+                if kms_key_arn
+                else []
+            ),
         ],
     }
 
@@ -241,7 +261,12 @@ class IamRoleInlinePolicies(Resource):
     def desired(self) -> dict[str, Any]:
         env, identity = self.ctx.env, self.ctx.identity
         document = training_access_policy(
-            identity.partition, env.region, identity.account, bucket_arn(self.ctx), env.role.ecr_repository_arns
+            identity.partition,
+            env.region,
+            identity.account,
+            bucket_arn(self.ctx),
+            env.role.ecr_repository_arns,
+            self.ctx.kms_key_arn,
         )
         within_size(document, INLINE_POLICIES_LIMIT, f"role {self.name}'s inline policy")
         return {"policies": {INLINE_POLICY_NAME: document}}
