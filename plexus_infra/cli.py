@@ -154,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("--verbose", "-v", action="store_true", help="also list resources that need nothing")
     _add_lock_flags(ci)
 
+    importing = commands.add_parser(
+        "import",
+        help="write a manifest for an existing bucket and role (e.g. a CDK stack's), read from live state",
+        description="Read an existing bucket and role (reads only) and write the manifest that states them: only "
+        "what differs from the defaults, refusing what a manifest cannot state. Then: plan it, and apply --adopt.",
+    )
+    importing.add_argument("name", metavar="NAME", help="the environment's name (development, staging, ...)")
+    importing.add_argument("--bucket", required=True, help="the existing bucket's name")
+    importing.add_argument("--role", required=True, help="the existing role's name or ARN (CDK names roles itself)")
+    importing.add_argument("--out", metavar="FILE", help="where to write it (default: environments/NAME.yaml)")
+    importing.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    importing.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
+
     sandbox = commands.add_parser("sandbox", help="run a local AWS (moto) on 127.0.0.1 until Ctrl-C")
     sandbox.add_argument("--port", type=int, default=4566, help="port to listen on (default 4566)")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -358,6 +371,49 @@ def _cmd_outputs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    import re
+
+    from plexus_infra.core.aws import Clients
+    from plexus_infra.core.console import console, escape
+    from plexus_infra.core.errors import PlexusError
+    from plexus_infra.environments import default_region, manifest_path
+    from plexus_infra.importer import import_environment
+
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}[a-z0-9]", args.name):
+        raise _UsageError(f"import: {args.name!r} is not an environment name (lowercase letters, digits and -)")
+    out = Path(args.out) if args.out else manifest_path(args.name)
+    if out.exists() and not args.force:
+        raise PlexusError(f"{out} exists; give --force to overwrite it, or --out another file")
+    clients = Clients(default_region(), args.profile)
+    region = bucket_region(clients, args.bucket)
+    if region != clients.region:
+        clients = Clients(region, args.profile)
+    imported = import_environment(clients, clients.identity(), args.name, bucket=args.bucket, role=args.role)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(imported.text, encoding="utf-8")
+    except OSError as exc:
+        raise PlexusError(f"cannot write {out}: {exc.strerror or exc}") from None
+    console().print(f"Wrote {escape(out)} for {escape(args.name)} ({escape(args.bucket)}, role {escape(args.role)}).")
+    for note in imported.notes:
+        console().print(f"  note: {escape(note)}")
+    console().print(f"Next: plexus-infra plan {escape(out)}; then plexus-infra apply {escape(out)} --adopt")
+    return EXIT_OK
+
+
+def bucket_region(clients: Any, bucket: str) -> str:
+    """Where a bucket lives (HeadBucket answers it, wherever the client is), so the import reads it there."""
+    from plexus_infra.core.aws import call
+    from plexus_infra.core.errors import PlexusError
+
+    head = call(clients.s3.head_bucket, f"bucket {bucket}", absent=("404", "NoSuchBucket", "NotFound"), Bucket=bucket)
+    if head is None:
+        raise PlexusError(f"s3:HeadBucket bucket {bucket}: no such bucket")
+    headers = head.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return str(head.get("BucketRegion") or headers.get("x-amz-bucket-region") or clients.region)
+
+
 COMMANDS = {
     "validate": _cmd_validate,
     "plan": _cmd_plan,
@@ -366,6 +422,7 @@ COMMANDS = {
     "outputs": _cmd_outputs,
     "force-unlock": _cmd_force_unlock,
     "ci": _cmd_ci,
+    "import": _cmd_import,
     "sandbox": _cmd_sandbox,
 }
 # Commands that write: a CI runner's SIGTERM (a cancelled job) must unwind them like Ctrl-C, releasing the lock.

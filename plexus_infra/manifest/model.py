@@ -31,8 +31,8 @@ class LifecycleRule:
 @dataclass(frozen=True)
 class Lifecycle:
     rules: tuple[LifecycleRule, ...] = ()
-    abort_incomplete_multipart_upload_days: int = 7
-    noncurrent_version_expiration_days: int = 30
+    abort_incomplete_multipart_upload_days: int | None = 7  # None: no such housekeeping rule
+    noncurrent_version_expiration_days: int | None = 30
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ AWS, so a bad manifest never reaches plan or apply.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -244,21 +245,39 @@ def _transition_step(before: dict[str, Any], after: dict[str, Any], path: Path_)
         yield (*path, "storage_class"), f"S3 cannot move objects from {earlier} to {warmer}"
 
 
-def _policy_statements(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
-    """Each extra bucket policy statement must read as IAM grammar, as plan will read it."""
+@functools.cache
+def _statement_schema() -> Any:
     from jsonschema import Draft202012Validator
 
+    return Draft202012Validator({"$ref": "#/$defs/statement", "$defs": manifest_schema()["$defs"]})
+
+
+def _grammar_problem(statement: Any) -> str | None:
+    """Why a schema-valid statement does not read as IAM grammar, as plan will read it; None when it does."""
     from plexus_infra.policy import normalize_policy
 
-    schema = Draft202012Validator({"$ref": "#/$defs/statement", "$defs": manifest_schema()["$defs"]})
+    try:
+        normalize_policy({"Version": "2012-10-17", "Statement": [statement]})
+    except ValueError as exc:
+        return str(exc).replace("policy statement 0: ", "")
+    return None
+
+
+def statement_problems(statement: Any) -> list[str]:
+    """Everything that keeps `statement` out of `bucket.policy_statements` (for statements read from AWS)."""
+    schema_errors = [" ".join(error.message.split())[:160] for error in _statement_schema().iter_errors(statement)]
+    return schema_errors or [problem for problem in [_grammar_problem(statement)] if problem]
+
+
+def _policy_statements(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
+    """Each extra bucket policy statement must read as IAM grammar, as plan will read it."""
     statements = _get(data, "bucket", "policy_statements", default=[])
     for index, statement in enumerate(statements if isinstance(statements, list) else []):
-        if not schema.is_valid(statement):
+        if not _statement_schema().is_valid(statement):
             continue  # the schema has said what is wrong with it
-        try:
-            normalize_policy({"Version": "2012-10-17", "Statement": [statement]})
-        except ValueError as exc:
-            yield ("bucket", "policy_statements", index), str(exc).replace("policy statement 0: ", "")
+        problem = _grammar_problem(statement)
+        if problem:
+            yield ("bucket", "policy_statements", index), problem
 
 
 AWS_RULES: tuple[Rule, ...] = (
@@ -306,7 +325,12 @@ def load_environment(path: str | Path) -> Environment:
 
     Example: `load_environment("environments/staging.yaml").bucket.name == "plexus-staging-training"`
     """
-    text = read_text(path, what="manifest")
+    return environment_from_text(read_text(path, what="manifest"), str(path))
+
+
+def environment_from_text(text: str, source: str) -> Environment:
+    """Validate and model a manifest's text (named `source` in messages); raise ManifestError listing every problem."""
+    path = source
     doc = parse_yaml(text, str(path), strict=False)
     problems = manifest_problems(doc)
     if problems:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from plexus_infra.manifest.model import ABORT_MULTIPART_RULE_ID, NONCURRENT_RULE_ID, Lifecycle, LifecycleRule
-from plexus_infra.resources.bucket import BucketSetting
+from plexus_infra.plan import Call, Change, noop
+from plexus_infra.resources.bucket import BucketSetting, s3_call
 
 KNOWN_RULE_KEYS = {
     "ID", "Status", "Prefix", "Filter", "Expiration", "Transitions",
@@ -92,21 +94,28 @@ def aws_rule(rule: LifecycleRule) -> dict[str, Any]:
 
 
 def aws_rules(lifecycle: Lifecycle) -> list[dict[str, Any]]:
-    """The manifest's rules plus the two housekeeping rules every environment gets."""
-    housekeeping = [
-        {
-            "ID": ABORT_MULTIPART_RULE_ID,
-            "Status": "Enabled",
-            "Filter": {"Prefix": ""},
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": lifecycle.abort_incomplete_multipart_upload_days},
-        },
-        {
-            "ID": NONCURRENT_RULE_ID,
-            "Status": "Enabled",
-            "Filter": {"Prefix": ""},
-            "NoncurrentVersionExpiration": {"NoncurrentDays": lifecycle.noncurrent_version_expiration_days},
-        },
-    ]
+    """The manifest's rules plus the housekeeping rules every environment gets (unless it sets them to null)."""
+    housekeeping = []
+    if lifecycle.abort_incomplete_multipart_upload_days is not None:
+        housekeeping.append(
+            {
+                "ID": ABORT_MULTIPART_RULE_ID,
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "AbortIncompleteMultipartUpload": {
+                    "DaysAfterInitiation": lifecycle.abort_incomplete_multipart_upload_days
+                },
+            }
+        )
+    if lifecycle.noncurrent_version_expiration_days is not None:
+        housekeeping.append(
+            {
+                "ID": NONCURRENT_RULE_ID,
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "NoncurrentVersionExpiration": {"NoncurrentDays": lifecycle.noncurrent_version_expiration_days},
+            }
+        )
     return [*(aws_rule(rule) for rule in lifecycle.rules), *housekeeping]
 
 
@@ -125,3 +134,15 @@ class S3BucketLifecycle(BucketSetting):
 
     def write_arguments(self) -> dict[str, Any]:
         return {"LifecycleConfiguration": {"Rules": aws_rules(self.ctx.env.bucket.lifecycle)}}
+
+    def compare(self, observed: dict[str, Any] | None) -> Change:
+        """No rules at all (every housekeeping rule set to null) is the same as no configuration."""
+        if observed is None and not self.desired()["rules"]:
+            return noop(self.address, None, "no lifecycle rules declared and none present")
+        return super().compare(observed)
+
+    def calls(self, change: Change) -> Iterable[Call]:
+        if not self.desired()["rules"]:  # S3 takes no empty configuration: it is deleted
+            yield s3_call("DeleteBucketLifecycle", self.name)
+        else:
+            yield from super().calls(change)
