@@ -143,9 +143,9 @@ def test_what_a_manifest_cannot_state_is_refused_one_line_each_and_nothing_is_wr
     assert code == 1 and out == ""
     lines = err.splitlines()
     assert len(lines) == 3, err
-    assert (
-        lines[0]
-        == "error: import staging: cannot import: tag team = 'ml' is on the bucket only; a manifest's tags go on every resource (tag the role the same way, or remove it)"
+    assert lines[0] == (
+        "error: import staging: cannot import: tag team = 'ml' is on the bucket only; a manifest's tags go on every "
+        "resource (tag the role the same way, or remove it)"
     )
     assert lines[1].startswith("error: import staging: cannot import: lifecycle rule ExpireScratch uses Tag")
     assert lines[2].startswith("error: import staging: cannot import: the role's inline policy TrainingBucketAccess")
