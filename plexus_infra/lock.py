@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from plexus_infra.core.aws import Clients, call
+from plexus_infra.core.aws import IN_PROGRESS, Clients, call, until_consistent
 from plexus_infra.core.errors import ApplyError, LockError, PlexusError
 from plexus_infra.core.tags import tag_list
 from plexus_infra.manifest.model import Environment
@@ -207,6 +207,14 @@ def new_lock(operation: str, now: datetime, ttl: timedelta = LOCK_TTL) -> LockIn
     return LockInfo(str(uuid.uuid4()), whoami(), operation, now, now + ttl, Process.current())
 
 
+def _write(method: Any, name: str, **kwargs: Any) -> Any:
+    """A write to the lock parameter, sent again while SSM answers TooManyUpdates (which botocore does not retry)."""
+    absent = kwargs.pop("absent", ())
+    return until_consistent(
+        lambda: call(method, f"lock parameter {name}", absent=absent, error=ApplyError, **kwargs), codes=IN_PROGRESS
+    )
+
+
 def read(clients: Clients, env: Environment) -> LockInfo | None:
     """The current lock, or None when the environment is unlocked."""
     name = lock_parameter(env)
@@ -217,11 +225,10 @@ def read(clients: Clients, env: Environment) -> LockInfo | None:
 def try_acquire(clients: Clients, env: Environment, lock: LockInfo) -> bool:
     """One atomic attempt: True when the parameter was created (the lock is ours), False when it exists."""
     name = lock_parameter(env)
-    created = call(
+    created = _write(
         clients.ssm.put_parameter,
-        f"lock parameter {name}",
+        name,
         absent=("ParameterAlreadyExists",),
-        error=ApplyError,
         Name=name,
         Value=lock.to_json(),
         Type="String",
@@ -322,10 +329,9 @@ def renew(
         return None
     renewed = replace(lock, expires=clock() + ttl)
     name = lock_parameter(env)
-    call(
+    _write(
         clients.ssm.put_parameter,
-        f"lock parameter {name}",
-        error=ApplyError,
+        name,
         Name=name,
         Value=renewed.to_json(),
         Type="String",
@@ -447,13 +453,7 @@ def force_unlock(
 
 def _delete(clients: Clients, env: Environment) -> None:
     name = lock_parameter(env)
-    call(
-        clients.ssm.delete_parameter,
-        f"lock parameter {name}",
-        absent=("ParameterNotFound",),
-        error=ApplyError,
-        Name=name,
-    )
+    _write(clients.ssm.delete_parameter, name, absent=("ParameterNotFound",), Name=name)
 
 
 def _iso(moment: datetime) -> str:

@@ -78,6 +78,27 @@ def test_throttling_on_every_attempt_ends_in_one_line_after_the_retry_budget(
     assert injector.injected["ThrottlingException"] == 9  # the first attempt and max_attempts=8 retries, no more
 
 
+def test_changes_already_in_progress_are_sent_again_where_botocore_would_not(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """IAM's ConcurrentModification (409) and SSM's TooManyUpdates (400) are no throttling codes: botocore's standard
+    retry mode gives up on them at once (botocore/retries/standard.py). AWS answers them while another change to
+    the same role or parameter runs; the tool sends the call again after a pause."""
+    injector = Injector(
+        [
+            Answer({"iam:PutRolePolicy"}, ("ConcurrentModification", 409), times=2),
+            Answer({"ssm:PutParameter"}, ("TooManyUpdates", 400), times=2),
+        ]
+    )
+    with installed(injector):
+        code, _out, err = run(capsys, "apply", "--auto-approve", str(DEVELOPMENT))
+    assert code == 0, err
+    assert injector.injected == {"ConcurrentModification": 2, "TooManyUpdates": 2}
+    assert injector.surfaced == 4  # botocore passed each on to the tool, which sent it again
+    assert pending() == []
+    assert_development_live()
+
+
 def bucket_setting_write(operation: str) -> bool:
     """A PUT of one of the bucket's settings (tags, versioning, encryption, ...)."""
     return operation.startswith("s3:PutBucket") or operation == "s3:PutPublicAccessBlock"
