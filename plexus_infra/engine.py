@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from plexus_infra import lock
+from plexus_infra import data_safety, lock
 from plexus_infra.core.aws import CONFLICT, Clients, Identity, call, send
 from plexus_infra.core.errors import ApplyError, GuardError, PlexusError
 from plexus_infra.lock import LockInfo
@@ -152,7 +152,7 @@ def make_plan(session: Session, operation: str = "apply") -> tuple[Plan, dict[st
         account=session.identity.account,
         region=env.region,
         operation=operation,
-        changes=tuple(change for _, change in pairs),
+        changes=tuple(data_safety.mark(change) for _, change in pairs),
         observed_digest=digest(observed),
         resource_digests=tuple((address, digest(state)) for address, state in observed.items()),
         notes=tuple(notes),

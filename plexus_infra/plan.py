@@ -13,7 +13,8 @@ from typing import Any
 
 from plexus_infra.core.aws import Call
 
-# 1.1: each change lists the AWS calls it plans (`calls`) and who else manages it (`managed_by`), additive.
+# 1.1, additive: each change lists the AWS calls it plans (`calls`), who else manages it (`managed_by`) and
+# whether it can lose data (`data_loss`, `data_loss_reasons`).
 FORMAT_VERSION = "1.1"
 
 NOOP = ("no-op",)
@@ -45,6 +46,7 @@ class Change:
     + foreign: the live resource exists but is not marked as this tool's; applying would adopt it
     + calls: the AWS requests that make the change, in order; apply sends exactly these
     + managed_by: another tool that still manages the live resource (`CloudFormation stack X`): apply refuses
+    + data_loss: why the change can lose data, when it can (plexus_infra.data_safety)
     """
 
     address: str
@@ -56,6 +58,7 @@ class Change:
     foreign: bool = False
     calls: tuple[Call, ...] = ()
     managed_by: str = ""
+    data_loss: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -77,6 +80,8 @@ class Change:
             "foreign": self.foreign,
             "calls": [call.to_json() for call in self.calls],
             "managed_by": self.managed_by or None,
+            "data_loss": bool(self.data_loss),
+            "data_loss_reasons": list(self.data_loss),
         }
 
 
@@ -138,6 +143,11 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return bool(self.pending)
+
+    @property
+    def data_loss(self) -> tuple[str, ...]:
+        """Every pending change's data-loss reasons, as `address: reason`."""
+        return tuple(f"{c.address}: {reason}" for c in self.pending for reason in c.data_loss)
 
     def counts(self) -> dict[str, int]:
         """Terraform's summary: a replace counts as one add and one destroy."""

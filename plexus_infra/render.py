@@ -85,6 +85,7 @@ def change_lines(change: Change, *, verbose: bool = False) -> list[Line]:
     if change.reason:
         header += f"  ({change.reason})"
     lines: list[Line] = [(style, header)]
+    lines += [("bold red", f"      ! data loss: {reason}") for reason in change.data_loss]
     if "delete" in change.actions:
         return lines
     before, after = change.before or {}, change.after or {}

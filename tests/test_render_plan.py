@@ -132,7 +132,7 @@ PLAN_KEYS = {
 # format 1.1 added `calls` and `managed_by` (additive: a 1.0 reader ignores them)
 CHANGE_KEYS = {
     *("address", "kind", "actions", "before", "after", "changed_attributes", "reason", "foreign"),
-    *("calls", "managed_by"),
+    *("calls", "managed_by", "data_loss", "data_loss_reasons"),
 }
 ACTIONS = [["no-op"], ["create"], ["update"], ["delete"], ["delete", "create"], ["create", "delete"]]
 

@@ -78,6 +78,10 @@ class Environment:
     digest: str
     region: str = environments.DEFAULT_REGION
     account_id: str | None = None
+    profile: str | None = None
+    assume_role_arn: str | None = None
+    external_id: str | None = None
+    session_name: str | None = None
     removal_policy: str = "retain"
     tags: tuple[tuple[str, str], ...] = ()
     bucket: Bucket = Bucket(name="")
@@ -117,7 +121,8 @@ def environment_from_data(data: dict[str, Any], *, source: str, digest: str) -> 
         name=name,
         source=source,
         digest=digest,
-        **_given(data, "region", "account_id", "removal_policy"),
+        **_given(data, "region", "account_id", "removal_policy", "profile", "assume_role_arn", "external_id"),
+        **_given(data, "session_name"),
         tags=tuple(sorted(data.get("tags", {}).items())),
         bucket=Bucket(
             name=bucket.pop("name", environments.default_bucket_name(name)),

@@ -125,6 +125,12 @@ def _region_and_account(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
     account = _get(data, "account_id")
     if isinstance(account, str) and not ACCOUNT_ID.fullmatch(account):
         yield ("account_id",), f"{shown(account)} is not a 12-digit AWS account id"
+    role = _get(data, "assume_role_arn")
+    for field in ("external_id", "session_name"):
+        if _get(data, field) is not None and role is None:
+            yield (field,), "only means something with assume_role_arn"
+    if isinstance(role, str) and isinstance(account, str) and f":iam::{account}:" not in role:
+        yield ("assume_role_arn",), f"names a role in another account than account_id {shown(account)}"
 
 
 def _role(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:

@@ -77,7 +77,13 @@ class S3Bucket(Tagged):
         observed = {"region": region, "tags": user, "system_tags": system}
         if system and not owned_by(user, self.ctx.env):
             observed |= managed_by(stack_managing(clients, system))
+        if self.ctx.env.removal_policy == "destroy" and user.get(REMOVAL_POLICY_TAG) != "destroy":
+            observed["holds_objects"] = self._holds_objects(clients)  # moving the guard: worth one more read
         return observed
+
+    def _holds_objects(self, clients: Clients) -> bool:
+        listing = call(clients.s3.list_object_versions, f"bucket {self.name}", Bucket=self.name, MaxKeys=1)
+        return bool((listing or {}).get("Versions") or (listing or {}).get("DeleteMarkers"))
 
     def _forbidden(self) -> dict[str, str]:
         """HeadBucket answers a bare 403 (no body, no code) for both of its causes: say both."""
