@@ -39,9 +39,13 @@ def _add_target(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
     parser.add_argument(
         "manifest",
         nargs="*" if many else "?",
-        help="environment manifest (default: environments/$PLEXUS_ENVIRONMENT.yaml, else development)",
+        help="environment manifest"
+        + ("s" if many else "")
+        + " (default: environments/$PLEXUS_ENVIRONMENT.yaml, else development)",
     )
     parser.add_argument("--env", metavar="NAME", help="shorthand for environments/NAME.yaml")
+    if many:
+        parser.add_argument("--all", action="store_true", help="every manifest in environments/")
 
 
 def _add_aws_flags(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +73,17 @@ def _targets(args: argparse.Namespace) -> list[str]:
     given = args.manifest if isinstance(args.manifest, list) else [args.manifest] if args.manifest else []
     if given and args.env:
         raise _UsageError("give a manifest path or --env, not both")
+    if getattr(args, "all", False):
+        if given or args.env:
+            raise _UsageError("--all means every manifest in environments/: give no manifest or --env with it")
+        from plexus_infra.fleet import discover
+
+        return discover()
     return given or [default_manifest(args.env)]
+
+
+def _several(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "all", False)) or len(_targets(args)) > 1
 
 
 class _UsageError(Exception):
@@ -89,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check manifests against the schema and AWS rules (no AWS calls)")
     _add_target(validate, many=True)
 
-    plan = commands.add_parser("plan", help="show what apply would change (reads only)")
-    _add_target(plan)
+    plan = commands.add_parser("plan", help="show what apply would change (reads only; several environments at once)")
+    _add_target(plan, many=True)
     _add_aws_flags(plan)
     plan.add_argument("--destroy", action="store_true", help="plan a destroy instead")
     plan.add_argument(
@@ -105,8 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--verbose", "-v", action="store_true", help="also list resources that need nothing")
 
-    apply = commands.add_parser("apply", help="converge live state to a manifest, or apply a saved plan")
-    _add_target(apply)
+    apply = commands.add_parser(
+        "apply", help="converge live state to manifests (one after another), or apply a saved plan"
+    )
+    _add_target(apply, many=True)
     _add_aws_flags(apply)
     _add_write_flags(apply)
     apply.add_argument("--adopt", action="store_true", help="take over existing resources without ownership tags")
@@ -117,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_write_flags(destroy)
 
     outputs = commands.add_parser("outputs", help="show the published outputs and their export names")
-    _add_target(outputs)
+    _add_target(outputs, many=True)
     _add_aws_flags(outputs)
     outputs.add_argument("--json", action="store_true", help="print JSON")
 
@@ -176,9 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from plexus_infra.core.console import console, print_problems
     from plexus_infra.core.errors import ManifestError
+    from plexus_infra.fleet import clashes
     from plexus_infra.manifest.validate import load_environment
 
     failed = False
+    valid = []
     for target in _targets(args):
         try:
             environment = load_environment(target)
@@ -186,8 +204,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print_problems(exc.problems)
             failed = True
             continue
+        valid.append(environment)
         console().print(f"[green]✓[/] {target}: valid ({environment.name}, {environment.region})")
-    return EXIT_ERROR if failed else EXIT_OK
+    problems = clashes(valid)  # two manifests naming one bucket, role, prefix or environment
+    print_problems(problems)
+    return EXIT_ERROR if failed or problems else EXIT_OK
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
@@ -226,6 +247,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from plexus_infra.saved_plan import plan_files, save_plan
 
     operation = "destroy" if args.destroy else "apply"
+    if _several(args):
+        return _plan_fleet(args, operation)
     if args.out:
         plan_files(args.out)  # refuse a bad --out before any AWS call
     session = _session(args)
@@ -242,6 +265,39 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
 
 
+def _plan_fleet(args: argparse.Namespace, operation: str) -> int:
+    """Several environments: each plan in turn, then one summary; exit 1 if any failed, else 2 (with
+    --detailed-exitcode) if any has changes."""
+    import json
+
+    from plexus_infra.core.console import print_error
+    from plexus_infra.fleet import open_fleet, plan_fleet
+    from plexus_infra.render import fleet_document, print_fleet_summary, print_plan
+
+    if args.out:
+        raise _UsageError("--out saves one plan; for several, plexus-infra ci --plan-only --all saves each")
+    entries, pool = open_fleet(_targets(args), args.profile)
+    entries = plan_fleet(entries, operation)
+    if args.stats:
+        calls = sum(sum(c.calls.values()) for c in pool.all)
+        print(f"AWS API calls: {calls} ({sum(c.writes for c in pool.all)} writes)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(fleet_document(entries), indent=2))
+    else:
+        for entry in entries:
+            if entry.plan is not None:
+                print_plan(entry.plan, verbose=args.verbose)
+                print()
+        print_fleet_summary(entries)
+    for entry in entries:
+        if entry.error:
+            print_error(entry.error)
+    if any(entry.error for entry in entries):
+        return EXIT_ERROR
+    changed = any(entry.plan is not None and entry.plan.has_changes for entry in entries)
+    return EXIT_CHANGES if args.detailed_exitcode and changed else EXIT_OK
+
+
 def _confirm(args: argparse.Namespace, question: str) -> None:
     from plexus_infra.core.errors import GuardError
 
@@ -254,12 +310,12 @@ def _confirm(args: argparse.Namespace, question: str) -> None:
         raise GuardError("cancelled; nothing was changed")
 
 
-def _converge(args: argparse.Namespace, operation: str) -> int:
+def _converge(args: argparse.Namespace, operation: str, target: str | None = None) -> int:
     from plexus_infra.engine import converge
     from plexus_infra.render import print_outcome, print_plan, run_hooks
     from plexus_infra.saved_plan import refuse_wrong_operation, saved_plan_at
 
-    target = _targets(args)[0]
+    target = target or _targets(args)[0]
     saved = saved_plan_at(target)  # by content: a saved plan (whatever its name) or else a manifest
     if saved is not None:
         refuse_wrong_operation(saved, operation)
@@ -280,7 +336,35 @@ def _converge(args: argparse.Namespace, operation: str) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    return _converge(args, "apply")
+    if not _several(args):
+        return _converge(args, "apply")
+    return _apply_fleet(args)
+
+
+def _apply_fleet(args: argparse.Namespace) -> int:
+    """Several environments, one after another, each behind its own confirmation and lock. Every manifest is
+    validated first (one bad, none touched); a failure stops before the next, saying which were applied."""
+    from plexus_infra.core.console import console
+    from plexus_infra.core.errors import ManifestError, PlexusError
+    from plexus_infra.fleet import validate_all
+
+    targets = _targets(args)
+    envs, problems = validate_all(targets)
+    if problems:
+        raise ManifestError(problems)
+    done: list[str] = []
+    for env in envs:
+        console().print(f"[bold]── {env.name} ({env.source})[/]")
+        try:
+            _converge(args, "apply", env.source)
+        except PlexusError as exc:
+            left = [e.name for e in envs if e.name not in done and e.name != env.name]
+            applied = ", ".join(done) or "none"
+            raise PlexusError(
+                f"{env.name}: {exc} (applied: {applied}; not applied: {', '.join([env.name, *left])})"
+            ) from exc
+        done.append(env.name)
+    return EXIT_OK
 
 
 def _cmd_destroy(args: argparse.Namespace) -> int:
@@ -349,25 +433,38 @@ def _cmd_ci(args: argparse.Namespace) -> int:
 def _cmd_outputs(args: argparse.Namespace) -> int:
     import json
 
+    from plexus_infra.core.errors import PlexusError
     from plexus_infra.environments import read_outputs
     from plexus_infra.render import print_outputs
 
-    session = _session(args)
-    env = session.env
-    values = read_outputs(session.clients.ssm, env.outputs, env.name)
-    rows = [
-        {"key": o.key, "export_name": o.export_name, "parameter": o.parameter_name, "value": values[o.key]}
-        for o in env.outputs
-    ]
-    if args.json:
-        print(json.dumps({"environment": env.name, "outputs": rows}, indent=2))
-    else:
-        print_outputs(rows)
-    missing = [row["parameter"] for row in rows if row["value"] is None]
-    if missing:
-        from plexus_infra.core.errors import PlexusError
+    if _several(args):
+        from plexus_infra.fleet import open_fleet, refuse_failures
 
-        raise PlexusError(f"not published yet: {', '.join(missing)}; run plexus-infra apply {env.source}")
+        entries, _ = open_fleet(_targets(args), args.profile)
+        refuse_failures(entries)
+        sessions = [entry.session for entry in entries if entry.session is not None]
+    else:
+        sessions = [_session(args)]
+    documents, missing = [], []
+    for session in sessions:
+        env = session.env
+        values = read_outputs(session.clients.ssm, env.outputs, env.name)
+        rows = [
+            {"key": o.key, "export_name": o.export_name, "parameter": o.parameter_name, "value": values[o.key]}
+            for o in env.outputs
+        ]
+        documents.append({"environment": env.name, "outputs": rows})
+        missing += [(row["parameter"], env.source) for row in rows if row["value"] is None]
+        if not args.json:
+            if len(sessions) > 1:
+                print(f"{env.name} ({env.source})")
+            print_outputs(rows)
+    if args.json:
+        print(json.dumps(documents[0] if len(sessions) == 1 and not _several(args) else documents, indent=2))
+    if missing:
+        names = ", ".join(name for name, _ in missing)
+        sources = " ".join(dict.fromkeys(source for _, source in missing))
+        raise PlexusError(f"not published yet: {names}; run plexus-infra apply {sources}")
     return EXIT_OK
 
 

@@ -23,10 +23,11 @@ from plexus_infra.plan import Change
 Rule = dict[str, Any]  # a lifecycle rule as resources.lifecycle.canonical_rule gives it
 
 
-def mark(change: Change) -> Change:
-    """`change` with its data-loss reasons (none for most changes)."""
+def mark(change: Change, *, new_bucket: bool = False) -> Change:
+    """`change` with its data-loss reasons (none for most changes). A bucket about to be created holds nothing to
+    lose, so its settings are never marked."""
     rules = RULES.get(change.kind)
-    reasons = tuple(rules(change)) if rules and not change.is_noop else ()
+    reasons = tuple(rules(change)) if rules and not change.is_noop and not new_bucket else ()
     return replace(change, data_loss=reasons) if reasons else change
 
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from plexus_infra import data_safety, lock
-from plexus_infra.core.aws import CONFLICT, Clients, Identity, call, send
-from plexus_infra.core.errors import ApplyError, GuardError, PlexusError
+from plexus_infra.core.aws import CONFLICT, Clients, Credentials, Identity, call, send
+from plexus_infra.core.errors import ApplyError, GuardError, ObserveError, PlexusError
 from plexus_infra.lock import LockInfo
 from plexus_infra.manifest.model import Environment
-from plexus_infra.plan import Call, Change, Plan, digest
+from plexus_infra.plan import CREATE, Call, Change, Plan, digest
 from plexus_infra.resources.base import NO_EVIDENCE, Context, Evidence, Progress, Resource
 from plexus_infra.resources.bucket import (
     S3Bucket,
@@ -97,15 +97,31 @@ def open_session(manifest: str, profile: str | None = None) -> Session:
     env = pending.environment()
     if deferred is not None:
         raise deferred
-    if env.region != clients.region:
-        clients = Clients(env.region, profile)
+    credentials = credentials_for(env, profile)
+    if env.region != clients.region or credentials != clients.credentials:
+        clients = Clients(env.region, credentials=credentials)
     return connect(env, clients)
 
 
+def credentials_for(env: Environment, profile: str | None = None) -> Credentials:
+    """Whose calls an environment's are: `--profile`, else the manifest's `profile`, else the default chain; and
+    the manifest's `assume_role_arn`, assumed with them."""
+    return Credentials(
+        profile=profile or env.profile,
+        role_arn=env.assume_role_arn,
+        external_id=env.external_id,
+        session_name=(env.session_name or f"plexus-infra-{env.name}") if env.assume_role_arn else None,
+    )
+
+
 def connect(env: Environment, clients: Clients) -> Session:
-    """Check the account (`guard_account`), then set up the environment's resources."""
+    """Check the account (`guard_account`), then set up the environment's resources. A failure names the
+    environment (several may be opened at once)."""
     clients.warm()
-    identity = guard_account(env, clients)
+    try:
+        identity = guard_account(env, clients)
+    except ObserveError as exc:
+        raise ObserveError(f"{env.name} ({env.source}): {exc}") from exc.__cause__
     ctx = Context(env, identity, kms_key_arn(env, clients, identity))
     return Session(env, clients, identity, [kind(ctx) for kind in RESOURCE_KINDS])
 
@@ -144,6 +160,7 @@ def make_plan(session: Session, operation: str = "apply") -> tuple[Plan, dict[st
     else:
         pairs = [(r, r.diff(observed[r.address], evidence)) for r in session.resources]
     notes = [note for resource, change in pairs if (note := resource.note(change))]
+    new_bucket = any(change.kind == S3Bucket.kind and change.actions == CREATE for _, change in pairs)
     env = session.env
     plan = Plan(
         environment=env.name,
@@ -152,7 +169,7 @@ def make_plan(session: Session, operation: str = "apply") -> tuple[Plan, dict[st
         account=session.identity.account,
         region=env.region,
         operation=operation,
-        changes=tuple(data_safety.mark(change) for _, change in pairs),
+        changes=tuple(data_safety.mark(change, new_bucket=new_bucket) for _, change in pairs),
         observed_digest=digest(observed),
         resource_digests=tuple((address, digest(state)) for address, state in observed.items()),
         notes=tuple(notes),

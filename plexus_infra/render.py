@@ -16,6 +16,7 @@ from plexus_infra.plan import SYMBOLS
 if TYPE_CHECKING:
     from plexus_infra.ci import Result
     from plexus_infra.engine import Hooks, Outcome
+    from plexus_infra.fleet import Entry
     from plexus_infra.lock import LockInfo
     from plexus_infra.plan import Change, Plan
 
@@ -249,3 +250,60 @@ def run_hooks(
         on_step=lambda change: callbacks()[0](change),
         progress=lambda *update: callbacks()[1](*update),
     )
+
+
+# --- several environments -----------------------------------------------------------------------------------
+
+
+def fleet_row(entry: Entry) -> dict[str, Any]:
+    """One environment's line of the summary: counts, whether live state drifted, its data-loss marks."""
+    plan = entry.plan
+    if plan is None:
+        return {"environment": entry.environment, "account": entry.account or "-", "status": "failed"}
+    counts = plan.counts()
+    drifted = any(c.before is not None and not c.foreign for c in plan.pending)
+    return {
+        "environment": entry.environment,
+        "account": plan.account,
+        "region": plan.region,
+        **counts,
+        "drift": "yes" if drifted else "no",
+        "data_loss": len(plan.data_loss),
+        "status": "changes" if plan.has_changes else "no changes",
+    }
+
+
+FLEET_COLUMNS = ("environment", "account", "region", "add", "change", "destroy", "drift", "data_loss", "status")
+
+
+def fleet_summary_text(entries: list[Entry]) -> str:
+    """The summary table of a fleet run, as aligned plain text (a terminal, a CI log, plan.txt alike)."""
+    rows = [fleet_row(entry) for entry in entries]
+    header = [column.replace("_", " ") for column in FLEET_COLUMNS]
+    cells = [[str(row.get(column, "-")) for column in FLEET_COLUMNS] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def print_fleet_summary(entries: list[Entry]) -> None:
+    print(f"Summary of {len(entries)} environments\n{fleet_summary_text(entries)}", flush=True)
+
+
+def fleet_document(entries: list[Entry]) -> list[dict[str, Any]]:
+    """`plan --json` for several environments: each one's versioned plan document, or what failed."""
+    from plexus_infra.plan import FORMAT_VERSION, TOOL
+
+    return [
+        entry.plan.to_json()
+        if entry.plan is not None
+        else {
+            "format_version": FORMAT_VERSION,
+            "tool": TOOL,
+            "environment": entry.environment,
+            "manifest": entry.manifest,
+            "error": entry.error,
+        }
+        for entry in entries
+    ]

@@ -22,6 +22,8 @@ Rules:
   UploadPartCopy (multipart copy) is not limited. moto copies anything.
 - SageMaker training job names are unique: a second CreateTrainingJob of a name is refused with ResourceInUse
   ("Training job names must be unique within an AWS account and region..."); moto creates it again.
+- STS AssumeRole of a role whose trust policy does not admit the caller: 403 AccessDenied ("... is not authorized to
+  perform: sts:AssumeRole on resource: ..."); moto lets anyone assume any role.
 - CloudFormation DescribeStackResources by PhysicalResourceId: the stack that manages the resource, as AWS
   answers; moto fails it even for resources it manages ("Stack with id None does not exist").
 """
@@ -51,6 +53,7 @@ class Rules:
     system_tags: dict[str, dict[str, str]] = field(default_factory=dict)
     other_accounts_buckets: set[str] = field(default_factory=set)
     copy_limit: int = AWS_COPY_LIMIT
+    unassumable_roles: set[str] = field(default_factory=set)  # their trust policy does not let the caller in
     refused: list[str] = field(default_factory=list)  # "code: message" of every refusal, for assertions
 
 
@@ -66,12 +69,14 @@ def s3_error(status: int, code: str, message: str) -> Answer:
     return Answer(status, body.encode(), {"Content-Type": "application/xml"})
 
 
-def query_error(code: str, message: str) -> Answer:
+def query_error(
+    code: str, message: str, namespace: str = "http://cloudformation.amazonaws.com/doc/2010-05-15/", status: int = 400
+) -> Answer:
     body = (
-        f'<ErrorResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><Error><Type>Sender</Type>'
+        f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type>'
         f"<Code>{code}</Code><Message>{message}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
     )
-    return Answer(400, body.encode(), {"Content-Type": "text/xml"})
+    return Answer(status, body.encode(), {"Content-Type": "text/xml"})
 
 
 def tag_set_xml(tags: dict[str, str]) -> bytes:
@@ -163,6 +168,13 @@ class RealAwsProxy:
             return self.s3(method, path, headers, body)
         if service == "cloudformation" and b"Action=DescribeStackResources" in body and b"PhysicalResourceId" in body:
             return self.stack_of(urllib.parse.parse_qs(body.decode())["PhysicalResourceId"][0], headers)
+        if service == "sts" and b"Action=AssumeRole" in body:
+            role = urllib.parse.parse_qs(body.decode()).get("RoleArn", [""])[0]
+            if role in self.rules.unassumable_roles:
+                caller = "arn:aws:iam::123456789012:user/ci"
+                message = f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role}"
+                self.rules.refused.append(f"AccessDenied: {message}")
+                return query_error("AccessDenied", message, "https://sts.amazonaws.com/doc/2011-06-15/", 403)
         if service == "sagemaker" and headers.get("X-Amz-Target", "").endswith(".CreateTrainingJob"):
             refusal = self.duplicate_job(body)
             if refusal:

@@ -178,20 +178,49 @@ class Identity:
     partition: str
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """Whose calls: a profile's credentials (else the default chain) and, optionally, a role assumed with them.
+
+    + role_arn / external_id / session_name: the role to assume (sts:AssumeRole), refreshed before it expires
+    """
+
+    profile: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    session_name: str | None = None
+
+    def describe(self) -> str:
+        """`role arn:... (assumed with profile deploy)`, `profile deploy` or `the default credentials`."""
+        base = f"profile {self.profile}" if self.profile else "the default credentials"
+        return f"role {self.role_arn} (assumed with {base})" if self.role_arn else base
+
+
 class Clients:
-    """boto3 clients for one environment, created once and shared by threads, counting every call.
+    """boto3 clients for one region and set of credentials, created once and shared by threads, counting every call.
 
     + region: the environment's region
-    + profile: an AWS profile name, else the default credential chain
+    + profile: an AWS profile name, else the default credential chain (a shorthand for credentials=)
+    + credentials: whose calls, a role to assume included
     Honours AWS_ENDPOINT_URL (the local sandbox) through botocore's own configuration.
     """
 
-    def __init__(self, region: str, profile: str | None = None):
+    def __init__(
+        self,
+        region: str,
+        profile: str | None = None,
+        *,
+        credentials: Credentials | None = None,
+        same_identity_as: Clients | None = None,
+    ):
         self.region = region
-        self.profile = profile
+        self.credentials = credentials or Credentials(profile)
+        self.profile = self.credentials.profile
         self.calls: Counter[str] = Counter()
         self._clients: dict[str, Any] = {}
         self._lock = threading.RLock()
+        self._identity: Identity | None = None
+        self._same_identity_as = same_identity_as  # the same credentials in another region: one identity call
 
     @cached_property
     def _session(self) -> Any:
@@ -200,7 +229,28 @@ class Clients:
 
         core = botocore.session.get_session()
         core.register_component("data_loader", _shared_loader())
-        return boto3.session.Session(botocore_session=core, profile_name=self.profile, region_name=self.region)
+        session = boto3.session.Session(botocore_session=core, profile_name=self.profile, region_name=self.region)
+        if self.credentials.role_arn:
+            core._credentials = self._assumed(session)  # botocore has no public setter for refreshable credentials
+        return session
+
+    def _assumed(self, session: Any) -> Any:
+        """Credentials of the assumed role, fetched on first use and refreshed before they expire, as botocore does
+        for a profile's role_arn (AssumeRoleCredentialFetcher)."""
+        from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+
+        credentials = self.credentials
+        extra = {"RoleSessionName": credentials.session_name or "plexus-infra"}
+        if credentials.external_id:
+            extra["ExternalId"] = credentials.external_id
+        source = session._session.get_credentials()
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator=session._session.create_client,
+            source_credentials=source,
+            role_arn=credentials.role_arn,
+            extra_args=extra,
+        )
+        return DeferredRefreshableCredentials(method="assume-role", refresh_using=fetcher.fetch_credentials)
 
     def client(self, service: str) -> Any:
         """The one client for `service`, created on first use (botocore clients are thread-safe)."""
@@ -283,7 +333,25 @@ class Clients:
             self.client(service)
 
     def identity(self) -> Identity:
-        answer = call(self.sts.get_caller_identity, "caller identity") or {}
+        """Who these credentials are (sts:GetCallerIdentity, asked once). A role that cannot be assumed is one line
+        naming it: the AssumeRole fails as the first call is signed."""
+        if self._same_identity_as is not None:
+            return self._same_identity_as.identity()
+        with self._lock:  # environments sharing these clients ask once
+            if self._identity is None:
+                self._identity = self._ask_identity()
+            return self._identity
+
+    def _ask_identity(self) -> Identity:
+        try:
+            answer = call(self.sts.get_caller_identity, "caller identity") or {}
+        except ObserveError as exc:
+            cause = exc.__cause__
+            if cause is None or getattr(cause, "operation_name", "") != "AssumeRole":
+                raise
+            hint = "check the role's trust policy, the external_id and the credentials that assume it"
+            role = f"role {self.credentials.role_arn}"
+            raise ObserveError(describe_failure("sts:AssumeRole", role, cause, {"AccessDenied": hint})) from cause
         return Identity(answer["Account"], answer["Arn"], answer["Arn"].split(":")[1])
 
 
