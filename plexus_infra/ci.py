@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from plexus_infra.core.errors import ManifestError, PlexusError, Problem
+from plexus_infra.core.errors import GuardError, ManifestError, PlexusError, Problem
 from plexus_infra.engine import NO_HOOKS, Hooks, Outcome, converge, make_plan, open_session
+from plexus_infra.fleet import Entry, open_fleet, plan_fleet
 from plexus_infra.plan import Plan
 from plexus_infra.saved_plan import load_saved_plan, save_plan
 
@@ -33,6 +34,7 @@ DEFAULT_ENVIRONMENT = "development"
 # CI variables that name the branch, in the order they are consulted (GitHub, CodeBuild, GitLab).
 BRANCH_VARIABLES = ("GITHUB_REF_NAME", "CODEBUILD_WEBHOOK_HEAD_REF", "CODEBUILD_SOURCE_VERSION", "CI_COMMIT_BRANCH")
 PLAN_FILE = "plan.json"
+REPORT_FILE = "report.md"
 
 _COMMIT_ID = re.compile(r"[0-9a-f]{7,40}")
 
@@ -164,20 +166,89 @@ def run(
     *,
     artifacts: Path,
     text: Callable[[Plan], str],
+    report: Callable[[Plan], str] | None = None,
     profile: str | None = None,
     lock_timeout: float = 0.0,
     show_plan: Callable[[Plan], None] | None = None,
     hooks: Hooks = NO_HOOKS,
+    allow_data_loss: bool = False,
 ) -> Result:
-    """validate → plan → save the plan as artifacts (`text` renders plan.txt) → (APPLY only) apply that saved
-    plan, refusing a stale one."""
+    """validate → plan → save the plan as artifacts (`text` renders plan.txt, `report` report.md) → (APPLY only)
+    apply that saved plan, refusing a stale one, and one that can lose data in a retained environment."""
     session = open_session(manifest, profile)
     plan, _ = make_plan(session, "apply")
-    json_path, text_path = save_plan(plan, artifacts / PLAN_FILE, text(plan))
+    saved = save_plan(plan, artifacts / PLAN_FILE, text(plan))
+    if report is not None:
+        saved = (*saved, save_text(artifacts / REPORT_FILE, report(plan)))
     if show_plan:
         show_plan(plan)
-    result = Result(target, plan, (json_path, text_path))
+    result = Result(target, plan, saved)
+    json_path = saved[0]
     if target.mode is not Mode.APPLY:
         return result
+    refuse_data_loss(plan.environment, plan.data_loss, session.env.removal_policy, allow_data_loss)
     outcome = converge(session, "apply", saved=load_saved_plan(json_path), lock_timeout=lock_timeout, hooks=hooks)
     return Result(target, plan, result.artifacts, outcome)
+
+
+def refuse_data_loss(environment: str, losses: tuple[str, ...], removal_policy: str, allowed: bool) -> None:
+    """A plan that can lose data (plexus_infra.data_safety) is not applied by CI to a retained environment, whose
+    data is what retaining it is for, unless a person said --allow-data-loss."""
+    if losses and removal_policy == "retain" and not allowed:
+        more = f" (and {len(losses) - 1} more)" if len(losses) > 1 else ""
+        raise GuardError(
+            f"the plan for {environment} can lose data: {losses[0]}{more}; nothing was applied. Review the plan, "
+            "then rerun with --allow-data-loss to apply it"
+        )
+
+
+def plan_all(
+    manifests: list[str],
+    *,
+    artifacts: Path,
+    text: Callable[[Plan], str],
+    report: Callable[[list[Entry]], str],
+    profile: str | None = None,
+) -> list[Entry]:
+    """`ci --plan-only --all`: every environment planned (fleet), each plan saved under artifacts/ENV/, and one
+    report (artifacts/report.md) of them all."""
+    entries, _ = open_fleet(manifests, profile)
+    entries = plan_fleet(entries)
+    for entry in entries:
+        if entry.plan is not None:
+            save_plan(entry.plan, artifacts / entry.environment / PLAN_FILE, text(entry.plan))
+    save_text(artifacts / REPORT_FILE, report(entries))
+    return entries
+
+
+def save_text(path: Path, text: str) -> Path:
+    """Write an artifact; a failure is one line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PlexusError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def apply_saved(
+    target: Target,
+    path: str,
+    *,
+    profile: str | None = None,
+    lock_timeout: float = 0.0,
+    hooks: Hooks = NO_HOOKS,
+    allow_data_loss: bool = False,
+) -> Outcome:
+    """`ci --apply-plan FILE`: apply exactly a plan saved (and reviewed) earlier, e.g. by the plan job of a
+    pipeline whose apply job waits for an approval; refused if stale, if the branch does not deploy to its
+    environment, and, in a retained environment, if it can lose data without --allow-data-loss."""
+    saved = load_saved_plan(path)
+    environment = str(saved.data["environment"])
+    if target.mode is not Mode.APPLY or target.environment != environment:
+        raise GuardError(f"{path} is a plan for {environment}, but {target.reason}; nothing was applied")
+    session = open_session(saved.manifest, profile)
+    changes = saved.data["resource_changes"]
+    losses = tuple(f"{c.get('address')}: {r}" for c in changes for r in c.get("data_loss_reasons") or ())
+    refuse_data_loss(environment, losses, session.env.removal_policy, allow_data_loss)  # what was reviewed
+    return converge(session, "apply", saved=saved, lock_timeout=lock_timeout, hooks=hooks)

@@ -160,7 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
     ci_mode.add_argument(
         "--drift-check", action="store_true", help="plan only; exit 2 when live state differs from the manifest"
     )
-    ci.add_argument("--artifacts", metavar="DIR", default="plan-artifacts", help="where plan.json/plan.txt go")
+    ci.add_argument(
+        "--all", action="store_true", help="with --plan-only: every environment, each plan under DIR/ENV/ (PRs)"
+    )
+    ci_mode.add_argument(
+        "--apply-plan",
+        metavar="FILE",
+        help="apply exactly this saved plan (an earlier --plan-only run's, reviewed) if the branch deploys to it",
+    )
+    ci.add_argument(
+        "--allow-data-loss",
+        action="store_true",
+        help="apply to a retained environment a plan that can lose data (refused otherwise)",
+    )
+    ci.add_argument(
+        "--artifacts", metavar="DIR", default="plan-artifacts", help="where plan.json, plan.txt and report.md go"
+    )
     ci.add_argument(
         "--detailed-exitcode",
         action="store_true",
@@ -385,41 +400,37 @@ def _cmd_force_unlock(args: argparse.Namespace) -> int:
 def _cmd_ci(args: argparse.Namespace) -> int:
     from plexus_infra import ci
     from plexus_infra.core.console import console, escape
-    from plexus_infra.render import (
-        append_step_summary,
-        drift_report,
-        print_outcome,
-        print_plan,
-        run_hooks,
-        saved_plan_text,
-    )
+    from plexus_infra.render import drift_report, print_outcome, run_hooks
 
     if args.detailed_exitcode and not args.plan_only:
         raise _UsageError(
             "ci: --detailed-exitcode only applies with --plan-only (--drift-check always exits 2 on drift; "
             "a deploy run exits 0 or 1)"
         )
+    if args.all and not args.plan_only:
+        raise _UsageError("ci: --all only applies with --plan-only (a deploy branch deploys one environment)")
     mode = ci.Mode.DRIFT_CHECK if args.drift_check else ci.Mode.PLAN_ONLY if args.plan_only else ci.Mode.APPLY
     branch, source = ci.detect_branch(args.branch, os.environ)
     target = ci.choose_target(branch, source, env=args.env, mode=mode, branch_map=ci.branch_map())
     out = console()
     named = f" (branch {branch} from {source})" if branch and target.mode is not ci.Mode.APPLY else ""
     out.print(f"[bold]plexus-infra ci:[/] {escape(target.reason)}{escape(named)}")
-    show = None if target.mode is ci.Mode.DRIFT_CHECK else lambda plan: print_plan(plan, verbose=args.verbose)
+    if args.all:
+        return _ci_plan_all(args, target)
     with contextlib.ExitStack() as stack:
-        result = ci.run(
-            target,
-            default_manifest(target.environment),
-            artifacts=Path(args.artifacts),
-            text=saved_plan_text,
-            profile=args.profile,
-            lock_timeout=args.lock_timeout,
-            show_plan=show,
-            hooks=run_hooks(stack, verbose=args.verbose, lock_timeout=args.lock_timeout),
-        )
-    out.print(f"Plan artifacts: {', '.join(str(path) for path in result.artifacts)}")
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        append_step_summary(os.environ["GITHUB_STEP_SUMMARY"], result)
+        hooks = run_hooks(stack, verbose=args.verbose, lock_timeout=args.lock_timeout)
+        if args.apply_plan:
+            outcome = ci.apply_saved(
+                target,
+                args.apply_plan,
+                profile=args.profile,
+                lock_timeout=args.lock_timeout,
+                hooks=hooks,
+                allow_data_loss=args.allow_data_loss,
+            )
+            print_outcome(outcome)
+            return EXIT_OK
+        result = _ci_run(args, ci, target, hooks)
     if result.outcome is not None:
         print_outcome(result.outcome)
     if target.mode is ci.Mode.DRIFT_CHECK:
@@ -428,6 +439,66 @@ def _cmd_ci(args: argparse.Namespace) -> int:
     if args.detailed_exitcode and result.plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def _ci_run(args: argparse.Namespace, ci: Any, target: Any, hooks: Any) -> Any:
+    """One environment: plan, save the artifacts and the report, then (deploy branches) apply that plan."""
+    from plexus_infra.core.console import console
+    from plexus_infra.fleet import Entry
+    from plexus_infra.render import append_step_summary, plan_report, print_plan, saved_plan_text
+
+    show = None if target.mode is ci.Mode.DRIFT_CHECK else lambda plan: print_plan(plan, verbose=args.verbose)
+    result = ci.run(
+        target,
+        default_manifest(target.environment),
+        artifacts=Path(args.artifacts),
+        text=saved_plan_text,
+        report=lambda plan: plan_report([Entry(plan.environment, plan.manifest, plan=plan)], target.reason),
+        profile=args.profile,
+        lock_timeout=args.lock_timeout,
+        show_plan=show,
+        hooks=hooks,
+        allow_data_loss=args.allow_data_loss,
+    )
+    console().print(f"Plan artifacts: {', '.join(str(path) for path in result.artifacts)}")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        append_step_summary(os.environ["GITHUB_STEP_SUMMARY"], result)
+    return result
+
+
+def _ci_plan_all(args: argparse.Namespace, target: Any) -> int:
+    """`ci --plan-only --all`: every environment, each plan saved, one Markdown report for the pull request."""
+    from plexus_infra import ci
+    from plexus_infra.core.console import console, print_error
+    from plexus_infra.fleet import discover
+    from plexus_infra.render import plan_report, print_fleet_summary, print_plan, saved_plan_text
+
+    artifacts = Path(args.artifacts)
+    context = f"Planned every environment for review ({target.reason}); nothing was applied."
+    entries = ci.plan_all(
+        discover(),
+        artifacts=artifacts,
+        text=saved_plan_text,
+        report=lambda entries: plan_report(entries, context),
+        profile=args.profile,
+    )
+    for entry in entries:
+        if entry.plan is not None:
+            print_plan(entry.plan, verbose=args.verbose)
+            print()
+    print_fleet_summary(entries)
+    report = artifacts / ci.REPORT_FILE
+    console().print(f"Report: {report}; plans: {artifacts}/ENVIRONMENT/{ci.PLAN_FILE}")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
+            summary.write(report.read_text(encoding="utf-8"))
+    for entry in entries:
+        if entry.error:
+            print_error(entry.error)
+    if any(entry.error for entry in entries):
+        return EXIT_ERROR
+    changed = any(entry.plan is not None and entry.plan.has_changes for entry in entries)
+    return EXIT_CHANGES if args.detailed_exitcode and changed else EXIT_OK
 
 
 def _cmd_outputs(args: argparse.Namespace) -> int:

@@ -307,3 +307,57 @@ def fleet_document(entries: list[Entry]) -> list[dict[str, Any]]:
         }
         for entry in entries
     ]
+
+
+REPORT_MARKER = "<!-- plexus-infra-plan-report -->"  # how a CI step finds its earlier pull-request comment
+REPORT_INLINE_LINES = 30  # a longer plan is folded into a <details> block
+
+
+def plan_report(entries: list[Entry], context: str) -> str:
+    """One Markdown report of a CI run's plans, for a pull request comment or a job summary: destructive and
+    data-loss changes first, a summary table, then each environment's plan (folded when long)."""
+    warnings = [
+        f"- **{entry.environment}**: {symbol} `{change.address}`" + (f": {reason}" if reason else "")
+        for entry in entries
+        if entry.plan is not None
+        for change in entry.plan.pending
+        for symbol, reason in _alarms(change)
+    ]
+    failed = [f"- **{entry.environment}**: {entry.error}" for entry in entries if entry.error]
+    lines = [REPORT_MARKER, f"## plexus-infra plan: {len(entries)} environment{'s' if len(entries) != 1 else ''}", ""]
+    lines += [context, ""]
+    if warnings:
+        lines += ["> [!WARNING]", "> **Destructive or data-loss changes: review these first**", ">"]
+        lines += [f"> {line}" for line in warnings]
+        lines.append("")
+    if failed:
+        lines += ["**Could not be planned:**", *failed, ""]
+    header = [column.replace("_", " ") for column in FLEET_COLUMNS]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for entry in entries:
+        row = fleet_row(entry)
+        lines.append("| " + " | ".join(str(row.get(column, "-")) for column in FLEET_COLUMNS) + " |")
+    for entry in entries:
+        if entry.plan is None:
+            continue
+        from plexus_infra.plan import summary_line
+
+        text = plan_text(entry.plan)
+        lines += ["", f"### {entry.environment}: {summary_line(entry.plan)}", ""]
+        block = ["```", text, "```"]
+        if len(text.splitlines()) > REPORT_INLINE_LINES:
+            block = [
+                f"<details><summary>The plan ({len(text.splitlines())} lines)</summary>",
+                "",
+                *block,
+                "",
+                "</details>",
+            ]
+        lines += block
+    return "\n".join(lines) + "\n"
+
+
+def _alarms(change: Change) -> list[tuple[str, str]]:
+    """What a reviewer must not miss in a change: a delete (or replace), and each data-loss reason."""
+    found = [("🗑️ deletes", "")] if "delete" in change.actions else []
+    return found + [("⚠️ data loss", reason) for reason in change.data_loss]

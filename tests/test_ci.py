@@ -259,11 +259,96 @@ def test_examples_use_only_commands_the_tool_accepts(path: Path) -> None:
 def test_examples_steps_run_against_the_sandbox(sandbox: Sandbox, workdir: Path, monkeypatch, path: Path) -> None:
     """Deploy steps run as a push to staging would; plan-only steps as a pull request into main; drift last."""
     monkeypatch.setenv("GITHUB_REF_NAME", "staging")
-    commands = sorted(example_commands(path), key=lambda argv: ("--plan-only" in argv, "--drift-check" in argv))
-    for index, argv in enumerate(commands):
+
+    def order(argv: list[str]) -> tuple[bool, ...]:
+        return ("--plan-only" in argv, "--apply-plan" in argv, "--drift-check" in argv)
+
+    for index, argv in enumerate(sorted(example_commands(path), key=order)):
+        if "--apply-plan" in argv:  # the reviewed plan of production, saved by the plan job, in another workflow run
+            continue
         drift_of = argv[argv.index("--env") + 1] if "--drift-check" in argv else None
         expected = cli.EXIT_DRIFT if drift_of and not published(drift_of) else cli.EXIT_OK
         assert cli.main([*argv, "--artifacts", f"artifacts-{index}"]) == expected, argv
-        assert (workdir / f"artifacts-{index}/plan.json").exists()
+        saved = "*/plan.json" if "--all" in argv else "plan.json"
+        assert list((workdir / f"artifacts-{index}").glob(saved)), argv
+        assert (workdir / f"artifacts-{index}/report.md").exists(), argv
     assert published("staging")
     assert not published("production")
+
+
+# --- pull requests, approvals and data safety ------------------------------------------------------------------
+
+
+def shorten_staging_tiering() -> None:
+    """A manifest edit that moves staging's training data to Glacier at 60 days instead of 90: data-loss rule."""
+    path = Path("environments/staging.yaml")
+    path.write_text(
+        path.read_text().replace("{days: 90, storage_class: GLACIER}", "{days: 60, storage_class: GLACIER}")
+    )
+
+
+def test_plan_only_all_writes_one_report_with_the_risky_changes_first(
+    sandbox: Sandbox, workdir: Path, monkeypatch, capsys
+) -> None:
+    assert cli.main(["apply", "--env", "staging", "--auto-approve"]) == cli.EXIT_OK
+    shorten_staging_tiering()
+    summary = workdir / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    capsys.readouterr()
+    assert cli.main(["ci", "--plan-only", "--all", "--branch", "feature/x", "--detailed-exitcode"]) == cli.EXIT_CHANGES
+    out = capsys.readouterr().out
+    assert "Summary of 3 environments" in out
+    report = (workdir / "plan-artifacts/report.md").read_text()
+    assert report.startswith("<!-- plexus-infra-plan-report -->\n## plexus-infra plan: 3 environments\n")
+    warning = report[report.index("> [!WARNING]") : report.index("| environment")]
+    assert (
+        "- **staging**: ⚠️ data loss `s3_bucket_lifecycle.plexus-staging-training`: rule tier-training-data moves "
+        "training-data/ to GLACIER after 60 days (was 90)"
+    ) in warning
+    assert "| staging | 123456789012 | us-east-1 | 0 | 1 | 0 | yes | 1 | changes |" in report
+    assert "### development: Plan: 10 to add, 0 to change, 0 to destroy." in report
+    assert "<details><summary>The plan (" in report  # development's 10 creations are folded
+    for environment in ("development", "staging", "production"):
+        saved = json.loads((workdir / f"plan-artifacts/{environment}/plan.json").read_text())
+        assert saved["environment"] == environment
+    assert summary.read_text() == report
+    assert published("staging") and not published("development")  # nothing applied
+
+
+def test_ci_refuses_a_plan_that_can_lose_data_in_a_retained_environment_unless_allowed(
+    sandbox: Sandbox, workdir: Path, capsys
+) -> None:
+    assert cli.main(["ci", "--branch", "staging"]) == cli.EXIT_OK
+    shorten_staging_tiering()
+    capsys.readouterr()
+    assert cli.main(["ci", "--branch", "staging"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err == (
+        "error: the plan for staging can lose data: s3_bucket_lifecycle.plexus-staging-training: rule "
+        "tier-training-data moves training-data/ to GLACIER after 60 days (was 90); nothing was applied. Review the "
+        "plan, then rerun with --allow-data-loss to apply it\n"
+    )
+    rules = boto3.client("s3").get_bucket_lifecycle_configuration(Bucket="plexus-staging-training")["Rules"]
+    assert {"Days": 90, "StorageClass": "GLACIER"} in next(r for r in rules if r["ID"] == "tier-training-data")[
+        "Transitions"
+    ]
+    assert cli.main(["ci", "--branch", "staging", "--allow-data-loss"]) == cli.EXIT_OK
+    assert cli.main(["plan", "--env", "staging", "--detailed-exitcode"]) == cli.EXIT_OK
+
+
+def test_the_reviewed_plan_is_the_one_applied_and_only_while_nothing_moved(
+    sandbox: Sandbox, workdir: Path, capsys
+) -> None:
+    """The plan job saves production's plan; after a person approves, the apply job applies exactly that file."""
+    assert cli.main(["ci", "--plan-only", "--env", "production", "--branch", "main"]) == cli.EXIT_OK
+    reviewed = "plan-artifacts/plan.json"
+    assert cli.main(["ci", "--apply-plan", reviewed, "--branch", "staging"]) == cli.EXIT_ERROR
+    assert (
+        "is a plan for production, but branch staging deploys to staging; nothing was applied"
+        in capsys.readouterr().err
+    )
+    assert not published("production")
+    assert cli.main(["ci", "--apply-plan", reviewed, "--branch", "main"]) == cli.EXIT_OK
+    assert published("production")
+    assert cli.main(["ci", "--apply-plan", reviewed, "--branch", "main"]) == cli.EXIT_ERROR  # the world moved: stale
+    assert "Saved plan plan-artifacts/plan.json is stale" in capsys.readouterr().err
