@@ -110,7 +110,7 @@ def credentials_for(env: Environment, profile: str | None = None) -> Credentials
         profile=profile or env.profile,
         role_arn=env.assume_role_arn,
         external_id=env.external_id,
-        session_name=(env.session_name or f"plexus-infra-{env.name}") if env.assume_role_arn else None,
+        session_name=(env.session_name or "plexus-infra") if env.assume_role_arn else None,
     )
 
 

@@ -23,6 +23,7 @@ from plexus_infra.core.aws import Clients, Credentials
 from plexus_infra.core.errors import GuardError, ManifestError, PlexusError, Problem
 from plexus_infra.engine import Session, connect, credentials_for, make_plan
 from plexus_infra.manifest.model import Environment
+from plexus_infra.manifest.validate import clashes
 from plexus_infra.plan import Plan
 
 NOT_MANIFESTS = ("branches.yaml",)  # environments/branches.yaml maps CI branches; it is not an environment
@@ -50,27 +51,6 @@ def validate_all(paths: Iterable[str]) -> tuple[list[Environment], list[Problem]
         except ManifestError as exc:
             problems += exc.problems
     return envs, problems + clashes(envs)
-
-
-def clashes(envs: list[Environment]) -> list[Problem]:
-    """Two manifests naming one environment, bucket, role or output prefix (pure): one problem each, naming both."""
-    problems = []
-    for what, key in (
-        ("environment", lambda e: e.name),
-        ("bucket", lambda e: e.bucket.name),
-        ("role", lambda e: e.role.name),
-        ("outputs.parameter_prefix", lambda e: e.parameter_prefix),
-    ):
-        first: dict[str, Environment] = {}
-        for env in envs:
-            value = key(env)
-            if value in first:
-                other = first[value].source
-                message = f"names the same {what} {value!r} as {other}: two environments would write one"
-                problems.append(Problem(env.source, None, None, "", message))
-            else:
-                first.setdefault(value, env)
-    return problems
 
 
 class ClientPool:

@@ -343,3 +343,24 @@ def environment_from_text(text: str, source: str) -> Environment:
         raise ManifestError(problems)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return environment_from_data(doc.data, source=str(path), digest=digest)
+
+
+def clashes(envs: list[Environment]) -> list[Problem]:
+    """Two manifests naming one environment, bucket, role or output prefix (pure): one problem each, naming both."""
+    problems = []
+    for what, key in (
+        ("environment", lambda e: e.name),
+        ("bucket", lambda e: e.bucket.name),
+        ("role", lambda e: e.role.name),
+        ("outputs.parameter_prefix", lambda e: e.parameter_prefix),
+    ):
+        first: dict[str, Environment] = {}
+        for env in envs:
+            value = key(env)
+            if value in first:
+                other = first[value].source
+                message = f"names the same {what} {value!r} as {other}: two environments would write one"
+                problems.append(Problem(env.source, None, None, "", message))
+            else:
+                first.setdefault(value, env)
+    return problems
