@@ -97,7 +97,8 @@ def open_fleet(paths: list[str], profile: str | None = None) -> tuple[list[Entry
     environment, concurrently; an environment that cannot be connected gets its error, the others go on."""
     envs, problems = validate_all(paths)
     if problems:
-        raise ManifestError(problems)
+        verdict = f"no AWS call was made for any of the {len(paths)} environments: each manifest must validate first"
+        raise ManifestError([*problems, Problem("plexus-infra", None, None, "", verdict)])
     pool = ClientPool(profile)
     for env in envs:
         pool.for_environment(env).warm()  # before threads share them

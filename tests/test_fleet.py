@@ -108,6 +108,9 @@ def test_one_bad_manifest_is_reported_and_no_environment_is_touched(
     code, out, err = cli(capsys, "plan", "--all")
     assert code == 1 and out == ""
     assert err.startswith("error: environments/staging.yaml:3:1: regoin: unknown field")
+    assert err.splitlines()[-1] == (
+        "error: plexus-infra: no AWS call was made for any of the 3 environments: each manifest must validate first"
+    )
     assert recorder.requests == []
 
 
