@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import timed  # noqa: E402
 from plexus_infra.sandbox import REAL_AWS_VARIABLES, running_sandbox  # noqa: E402
 
-CALLS = re.compile(r"AWS API calls: (\d+) \((\d+) writes\)")
 OTHER_ACCOUNT = "210987654321"
 
 
@@ -40,16 +38,6 @@ def manifest(index: int) -> str:
         "expiration_days: 7}\n"
     )
     return text
-
-
-def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int]:
-    start = time.perf_counter()
-    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode not in (0, 2):
-        sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
-    counts = CALLS.findall(result.stderr)
-    return elapsed, int(counts[-1][0]) if counts else 0
 
 
 def main() -> None:
@@ -73,8 +61,8 @@ def main() -> None:
         for _ in range(args.runs):
             one.append(timed([*infra, "plan", "environments/bench-00.yaml", "--stats"], env, work))
             many.append(timed([*infra, "plan", "--all", "--stats"], env, work))
-    single = statistics.median(t for t, _ in one)
-    fleet = statistics.median(t for t, _ in many)
+    single = statistics.median(t for t, _, _ in one)
+    fleet = statistics.median(t for t, _, _ in many)
     credentials = 2
     calls_one, calls_many = one[-1][1], many[-1][1]
     per_environment = (calls_many - credentials) / args.environments

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import timed  # noqa: E402
 from plexus_infra.sandbox import REAL_AWS_VARIABLES, running_sandbox  # noqa: E402
 
 FLOOR = r"""
@@ -49,20 +47,6 @@ with ThreadPoolExecutor(len(reads)) as pool:
 print(f"AWS API calls: {len(reads)} (0 writes)", file=sys.stderr)
 """
 
-CALLS = re.compile(r"AWS API calls: (\d+) \((\d+) writes\)")
-
-
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """Wall time of a whole process, and the API calls it reports (the last --stats line)."""
-    start = time.perf_counter()
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode not in (0, 2):
-        sys.exit(f"{' '.join(command)} failed:\n{result.stderr}")
-    counts = CALLS.findall(result.stderr)
-    calls, writes = (int(counts[-1][0]), int(counts[-1][1])) if counts else (0, 0)
-    return elapsed, calls, writes
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -75,10 +59,10 @@ def main() -> None:
         applies, floors, plans, noop_applies = [], [], [], []
         for _ in range(args.runs):
             sandbox.reset()
-            applies.append(timed([*infra, "apply", "--env", args.env, "--auto-approve", "--stats"], env))
-            floors.append(timed([sys.executable, "-c", FLOOR, args.env], env))
-            plans.append(timed([*infra, "plan", "--env", args.env, "--stats"], env))
-            noop_applies.append(timed([*infra, "apply", "--env", args.env, "--auto-approve", "--stats"], env))
+            applies.append(timed([*infra, "apply", "--env", args.env, "--auto-approve", "--stats"], env, ROOT))
+            floors.append(timed([sys.executable, "-c", FLOOR, args.env], env, ROOT))
+            plans.append(timed([*infra, "plan", "--env", args.env, "--stats"], env, ROOT))
+            noop_applies.append(timed([*infra, "apply", "--env", args.env, "--auto-approve", "--stats"], env, ROOT))
     floor = statistics.median(t for t, _, _ in floors)
     print(f"{args.runs} runs each against moto on 127.0.0.1; medians of whole-process wall time\n")
     print(f"{'':28}{'median s':>10}{'× floor':>9}{'API calls':>11}{'writes':>8}  target")

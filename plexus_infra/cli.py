@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,10 @@ from plexus_infra import __version__
 from plexus_infra.core.exits import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ArgumentParser, run_command
 
 if TYPE_CHECKING:
-    from plexus_infra.engine import Session
+    from plexus_infra.ci import Result, Target
+    from plexus_infra.core.aws import Clients
+    from plexus_infra.engine import Hooks, Session
+    from plexus_infra.fleet import Entry
 
 EXIT_DRIFT = EXIT_CHANGES
 
@@ -285,9 +288,8 @@ def _plan_fleet(args: argparse.Namespace, operation: str) -> int:
     --detailed-exitcode) if any has changes."""
     import json
 
-    from plexus_infra.core.console import print_error
     from plexus_infra.fleet import open_fleet, plan_fleet
-    from plexus_infra.render import fleet_document, print_fleet_summary, print_plan
+    from plexus_infra.render import fleet_document, print_fleet
 
     if args.out:
         raise _UsageError("--out saves one plan; for several, plexus-infra ci --plan-only --all saves each")
@@ -299,11 +301,14 @@ def _plan_fleet(args: argparse.Namespace, operation: str) -> int:
     if args.json:
         print(json.dumps(fleet_document(entries), indent=2))
     else:
-        for entry in entries:
-            if entry.plan is not None:
-                print_plan(entry.plan, verbose=args.verbose)
-                print()
-        print_fleet_summary(entries)
+        print_fleet(entries, verbose=args.verbose)
+    return _fleet_exit(args, entries)
+
+
+def _fleet_exit(args: argparse.Namespace, entries: list[Entry]) -> int:
+    """Each failure one line; exit 1 if any environment failed, else 2 (--detailed-exitcode) if any has changes."""
+    from plexus_infra.core.console import print_error
+
     for entry in entries:
         if entry.error:
             print_error(entry.error)
@@ -430,7 +435,7 @@ def _cmd_ci(args: argparse.Namespace) -> int:
             )
             print_outcome(outcome)
             return EXIT_OK
-        result = _ci_run(args, ci, target, hooks)
+        result = _ci_run(args, target, hooks)
     if result.outcome is not None:
         print_outcome(result.outcome)
     if target.mode is ci.Mode.DRIFT_CHECK:
@@ -441,8 +446,9 @@ def _cmd_ci(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ci_run(args: argparse.Namespace, ci: Any, target: Any, hooks: Any) -> Any:
+def _ci_run(args: argparse.Namespace, target: Target, hooks: Hooks) -> Result:
     """One environment: plan, save the artifacts and the report, then (deploy branches) apply that plan."""
+    from plexus_infra import ci
     from plexus_infra.core.console import console
     from plexus_infra.fleet import Entry
     from plexus_infra.render import append_step_summary, plan_report, print_plan, saved_plan_text
@@ -466,12 +472,12 @@ def _ci_run(args: argparse.Namespace, ci: Any, target: Any, hooks: Any) -> Any:
     return result
 
 
-def _ci_plan_all(args: argparse.Namespace, target: Any) -> int:
+def _ci_plan_all(args: argparse.Namespace, target: Target) -> int:
     """`ci --plan-only --all`: every environment, each plan saved, one Markdown report for the pull request."""
     from plexus_infra import ci
-    from plexus_infra.core.console import console, print_error
+    from plexus_infra.core.console import console
     from plexus_infra.fleet import discover
-    from plexus_infra.render import plan_report, print_fleet_summary, print_plan, saved_plan_text
+    from plexus_infra.render import plan_report, print_fleet, saved_plan_text
 
     artifacts = Path(args.artifacts)
     context = f"Planned every environment for review ({target.reason}); nothing was applied."
@@ -482,23 +488,13 @@ def _ci_plan_all(args: argparse.Namespace, target: Any) -> int:
         report=lambda entries: plan_report(entries, context),
         profile=args.profile,
     )
-    for entry in entries:
-        if entry.plan is not None:
-            print_plan(entry.plan, verbose=args.verbose)
-            print()
-    print_fleet_summary(entries)
+    print_fleet(entries, verbose=args.verbose)
     report = artifacts / ci.REPORT_FILE
     console().print(f"Report: {report}; plans: {artifacts}/ENVIRONMENT/{ci.PLAN_FILE}")
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
             summary.write(report.read_text(encoding="utf-8"))
-    for entry in entries:
-        if entry.error:
-            print_error(entry.error)
-    if any(entry.error for entry in entries):
-        return EXIT_ERROR
-    changed = any(entry.plan is not None and entry.plan.has_changes for entry in entries)
-    return EXIT_CHANGES if args.detailed_exitcode and changed else EXIT_OK
+    return _fleet_exit(args, entries)
 
 
 def _cmd_outputs(args: argparse.Namespace) -> int:
@@ -570,7 +566,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def bucket_region(clients: Any, bucket: str) -> str:
+def bucket_region(clients: Clients, bucket: str) -> str:
     """Where a bucket lives (HeadBucket answers it, wherever the client is), so the import reads it there."""
     from plexus_infra.core.aws import call
     from plexus_infra.core.errors import PlexusError
@@ -598,7 +594,7 @@ WRITING_COMMANDS = frozenset({"apply", "destroy", "ci"})
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts(command: str) -> Any:
+def _sigterm_interrupts(command: str) -> Iterator[None]:
     """While a writing command runs, SIGTERM raises KeyboardInterrupt so `finally` blocks (the lock's release)
     run. Signals only reach the main thread, so elsewhere (tests driving main() from threads) it does nothing."""
     if command not in WRITING_COMMANDS or threading.current_thread() is not threading.main_thread():

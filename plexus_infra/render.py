@@ -287,7 +287,12 @@ def fleet_summary_text(entries: list[Entry]) -> str:
     return "\n".join(lines)
 
 
-def print_fleet_summary(entries: list[Entry]) -> None:
+def print_fleet(entries: list[Entry], *, verbose: bool = False) -> None:
+    """Each environment's plan in turn, then the summary table."""
+    for entry in entries:
+        if entry.plan is not None:
+            print_plan(entry.plan, verbose=verbose)
+            print()
     print(f"Summary of {len(entries)} environments\n{fleet_summary_text(entries)}", flush=True)
 
 
