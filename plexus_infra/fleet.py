@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from plexus_infra.engine import Session, connect, credentials_for, make_plan
 from plexus_infra.manifest.model import Environment
 from plexus_infra.manifest.validate import clashes
 from plexus_infra.plan import Plan
+from plexus_infra.resources.outputs import read_together
 
 NOT_MANIFESTS = ("branches.yaml",)  # environments/branches.yaml maps CI branches; it is not an environment
 
@@ -114,7 +116,16 @@ def open_fleet(paths: list[str], profile: str | None = None) -> tuple[list[Entry
 
 
 def plan_fleet(entries: list[Entry], operation: str = "apply") -> list[Entry]:
-    """Every connected environment's plan, concurrently; one that fails gets its error instead."""
+    """Every connected environment's plan, concurrently; one that fails gets its error instead. Environments
+    sharing clients read their outputs together first (resources.outputs.read_together): a few calls for all."""
+    groups: dict[int, list[Session]] = {}
+    for entry in entries:
+        if entry.session is not None:
+            groups.setdefault(id(entry.session.clients), []).append(entry.session)
+    for sessions in groups.values():
+        if len(sessions) > 1:
+            with contextlib.suppress(PlexusError):  # each environment then reads for itself, and says what fails
+                read_together(sessions[0].clients, [session.env for session in sessions])
 
     def plan_one(entry: Entry) -> Entry:
         if entry.session is None:
@@ -125,8 +136,12 @@ def plan_fleet(entries: list[Entry], operation: str = "apply") -> list[Entry]:
             return Entry(entry.environment, entry.manifest, entry.session, error=f"{entry.environment}: {exc}")
         return Entry(entry.environment, entry.manifest, entry.session, plan=plan)
 
-    with ThreadPoolExecutor(max_workers=max(1, len(entries))) as threads:
-        return list(threads.map(plan_one, entries))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(entries))) as threads:
+            return list(threads.map(plan_one, entries))
+    finally:
+        for sessions in groups.values():
+            sessions[0].clients.shared.clear()  # read for these plans only: never for a later one
 
 
 def refuse_failures(entries: list[Entry]) -> None:

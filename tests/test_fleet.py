@@ -154,3 +154,28 @@ def test_outputs_of_several_environments(sandbox: Sandbox, workdir: Path, capsys
     code, out, _ = cli(capsys, "outputs", "environments/development.yaml", "environments/staging.yaml", "--json")
     assert code == 0
     assert [d["environment"] for d in json.loads(out)] == ["development", "staging"]
+
+
+def test_environments_read_their_outputs_together_and_each_keeps_only_its_own(
+    sandbox: Sandbox, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One DescribeParameters and batched GetParameters serve every environment of an account; a parameter one
+    of them published under an old prefix is still found, and only by that environment."""
+    assert cli(capsys, "apply", "environments/development.yaml", "environments/staging.yaml", "--auto-approve")[0] == 0
+    staging = Path("environments/staging.yaml")
+    staging.write_text(staging.read_text() + "outputs:\n  parameter_prefix: /plexus/staging-v2\n")
+    code, out, err = cli(
+        capsys, "plan", "environments/development.yaml", "environments/staging.yaml", "--json", "--stats"
+    )
+    assert code == 0
+    development, moved = json.loads(out)
+    assert development["summary"] == {"add": 0, "change": 0, "destroy": 0}
+    outputs = next(c for c in moved["resource_changes"] if c["kind"] == "ssm_outputs")
+    stale = {call["action"]: call["params"] for call in outputs["calls"]}["ssm:DeleteParameters"]["Names"]
+    assert stale == [
+        f"/plexus/staging/{key}"
+        for key in ("sagemaker-training-role-arn", "training-bucket-arn", "training-bucket-name")
+    ]
+    alone = [cli(capsys, "plan", f"environments/{e}.yaml", "--stats")[2] for e in ("development", "staging")]
+    calls = [int(text.split("AWS API calls: ")[1].split()[0]) for text in (err, *alone)]
+    assert calls[0] < calls[1] + calls[2] - 1, (err, alone)  # fewer than the two apart, beyond the shared identity

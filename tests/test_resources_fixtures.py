@@ -60,6 +60,7 @@ class RecordedClients:
     def __init__(self, recorded: dict[str, Any]):
         self.calls: list[str] = []
         self.s3 = self.iam = self.ssm = self.cloudformation = RecordedService(recorded, self.calls)
+        self.shared: dict[str, Any] = {}  # no reads shared with other environments
 
 
 def fixture_files() -> list[Any]:

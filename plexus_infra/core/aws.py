@@ -221,6 +221,8 @@ class Clients:
         self._lock = threading.RLock()
         self._identity: Identity | None = None
         self._same_identity_as = same_identity_as  # the same credentials in another region: one identity call
+        # Reads made once for several environments sharing these clients (filled by plexus_infra.fleet).
+        self.shared: dict[str, Any] = {}
 
     @cached_property
     def _session(self) -> Any:

@@ -8,13 +8,13 @@ killed between creating the bucket and tagging it resumes with a plain apply."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 from plexus_infra import environments
 from plexus_infra.core.aws import Clients, call
 from plexus_infra.core.tags import split_system_tags, tag_dict, tag_list
-from plexus_infra.manifest.model import ENVIRONMENT_TAG
+from plexus_infra.manifest.model import ENVIRONMENT_TAG, Environment
 from plexus_infra.plan import DELETE, UPDATE, Call, Change
 from plexus_infra.resources.base import NO_EVIDENCE, Evidence, Removable, claim, owned_by, tag_calls
 from plexus_infra.resources.bucket import bucket_arn
@@ -53,43 +53,25 @@ class SsmOutputs(Removable):
 
     def observe(self, clients: Clients) -> dict[str, Any] | None:
         """The declared parameters, plus any this environment published under another name before (a changed
-        parameter_prefix), found by their tags so they can be removed rather than orphaned."""
-        names = sorted({output.parameter_name for output in self.ctx.env.outputs} | set(self.published(clients)))
-        found: dict[str, Any] = {}
-        for batch in (names[i : i + 10] for i in range(0, len(names), 10)):  # GetParameters takes 10 names
-            answer = call(clients.ssm.get_parameters, f"parameters {', '.join(batch)}", Names=batch)
-            found |= {p["Name"]: p for p in (answer or {}).get("Parameters", ())}
+        parameter_prefix), found by their tags so they can be removed rather than orphaned. Environments planned
+        together read the first two together (`read_together`), once for all of them."""
+        declared = {output.parameter_name for output in self.ctx.env.outputs}
+        shared: SharedReads | None = clients.shared.get(SharedReads.KEY)
+        if shared is not None and self.ctx.env.name in shared.environments:
+            mine = declared | set(shared.stale.get(self.ctx.env.name, ()))
+            found = {name: shared.values[name] for name in mine if name in shared.values}
+        else:
+            found = parameter_values(clients, declared | set(published(clients, [self.ctx.env.name])))
         if not found:
             return None
         observed = {}
         for name, parameter in sorted(found.items()):
-            tags = call(
-                clients.ssm.list_tags_for_resource,
-                f"parameter {name}",
-                absent=("InvalidResourceId",),
-                ResourceType="Parameter",
-                ResourceId=name,
-            )
-            user, system = split_system_tags(tag_dict((tags or {}).get("TagList")))
+            known = shared.tags.get(name) if shared is not None else None
+            user, system = split_system_tags(known if known is not None else parameter_tags(clients, name))
             observed[name] = {"value": parameter["Value"], "type": parameter["Type"], "tags": user}
             if system:  # a parameter CloudFormation made; its `aws:` tags are never diffed nor removed
                 observed[name]["system_tags"] = system
         return observed
-
-    def published(self, clients: Clients) -> list[str]:
-        """Names of every output parameter tagged as this environment's (wherever its prefix put it)."""
-        filters = [
-            {"Key": f"tag:{ENVIRONMENT_TAG}", "Values": [self.ctx.env.name]},
-            {"Key": f"tag:{EXPORT_NAME_TAG}"},
-        ]
-        names: list[str] = []
-        page: dict[str, Any] = {}
-        while True:
-            more = {"NextToken": page["NextToken"]} if page.get("NextToken") else {}
-            page = call(clients.ssm.describe_parameters, "output parameters", ParameterFilters=filters, **more) or {}
-            names += [parameter["Name"] for parameter in page.get("Parameters", ())]
-            if not page.get("NextToken"):
-                return names
 
     def calls(self, change: Change) -> Iterable[Call]:
         live, wanted = change.before or {}, self.desired()
@@ -170,3 +152,64 @@ class SsmOutputs(Removable):
 
     def removal(self, observed: dict[str, Any]) -> Iterable[Call]:
         yield self._delete(sorted(observed))
+
+
+def published(clients: Clients, environments: list[str]) -> list[str]:
+    """Names of every output parameter tagged as one of `environments`' (wherever its prefix put it)."""
+    names: list[str] = []
+    for batch in (environments[i : i + 50] for i in range(0, len(environments), 50)):  # a filter takes 50 values
+        filters = [{"Key": f"tag:{ENVIRONMENT_TAG}", "Values": batch}, {"Key": f"tag:{EXPORT_NAME_TAG}"}]
+        page: dict[str, Any] = {}
+        while True:
+            more = {"NextToken": page["NextToken"]} if page.get("NextToken") else {}
+            page = call(clients.ssm.describe_parameters, "output parameters", ParameterFilters=filters, **more) or {}
+            names += [parameter["Name"] for parameter in page.get("Parameters", ())]
+            if not page.get("NextToken"):
+                break
+    return names
+
+
+def parameter_tags(clients: Clients, name: str) -> dict[str, str]:
+    answer = call(
+        clients.ssm.list_tags_for_resource,
+        f"parameter {name}",
+        absent=("InvalidResourceId",),
+        ResourceType="Parameter",
+        ResourceId=name,
+    )
+    return tag_dict((answer or {}).get("TagList"))
+
+
+def parameter_values(clients: Clients, names: set[str]) -> dict[str, Any]:
+    """GetParameters for `names`, ten at a time (its limit): name → the parameter, for those that exist."""
+    ordered, found = sorted(names), {}
+    for batch in (ordered[i : i + 10] for i in range(0, len(ordered), 10)):
+        answer = call(clients.ssm.get_parameters, f"parameters {', '.join(batch)}", Names=batch)
+        found |= {p["Name"]: p for p in (answer or {}).get("Parameters", ())}
+    return found
+
+
+@dataclass(frozen=True)
+class SharedReads:
+    """What several environments sharing clients (one account and region) read once, together: the values of
+    every output they declare, and the outputs each published under a name it no longer declares (stale: found
+    by their tags, which were read to tell whose they are)."""
+
+    KEY: ClassVar[str] = "ssm_outputs"
+    environments: frozenset[str]
+    values: dict[str, Any]
+    stale: dict[str, list[str]]
+    tags: dict[str, dict[str, str]]
+
+
+def read_together(clients: Clients, envs: list[Environment]) -> None:
+    """Make the reads of `envs`' outputs once for all of them, for their observes to use (`SharedReads`): one
+    DescribeParameters and GetParameters ten names at a time, instead of one and one for each environment."""
+    declared = {output.parameter_name for env in envs for output in env.outputs}
+    found = set(published(clients, sorted({env.name for env in envs})))
+    values = parameter_values(clients, declared | found)
+    tags = {name: parameter_tags(clients, name) for name in sorted(found - declared)}  # rare: a moved prefix
+    stale: dict[str, list[str]] = {}
+    for name, tagged in tags.items():
+        stale.setdefault(tagged.get(ENVIRONMENT_TAG, ""), []).append(name)
+    clients.shared[SharedReads.KEY] = SharedReads(frozenset(e.name for e in envs), values, stale, tags)
