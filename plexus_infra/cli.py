@@ -480,7 +480,8 @@ def _ci_plan_all(args: argparse.Namespace, target: Target) -> int:
     from plexus_infra.render import plan_report, print_fleet, saved_plan_text
 
     artifacts = Path(args.artifacts)
-    context = f"Planned every environment for review ({target.reason}); nothing was applied."
+    branch = f" for branch {target.branch}" if target.branch else ""
+    context = f"Every environment planned{branch}, for review; nothing was applied."
     entries = ci.plan_all(
         discover(),
         artifacts=artifacts,
