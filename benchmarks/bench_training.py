@@ -22,6 +22,7 @@ from plexus_train.container.config import TrainingConfig
 from plexus_train.container.model import BERTClassifier, load_encoder
 from plexus_train.container.split import stratified_split
 from plexus_train.container.trainer import batches, train_classifier
+from plexus_train.container.windows import encode_texts
 from plexus_train.tinymodel import build_tiny_bert, csv_texts, vocabulary
 
 DATA = Path(__file__).resolve().parent.parent / "datasources" / "support_tickets.csv"
@@ -37,15 +38,15 @@ def bare_loop(texts: list[str], labels: list[str], config: TrainingConfig) -> fl
     model.freeze_all_but_last(config.trainable_layers)
     targets = torch.tensor([classes.index(label) for label in labels])
     train, _ = stratified_split(targets.tolist(), config.validation_fraction, config.seed)
-    token_ids = tokenizer(texts, truncation=True, max_length=config.max_tokens)["input_ids"]
-    prepared = list(batches(token_ids, targets, train, config.batch_size, tokenizer.pad_token_id))
+    encoded = encode_texts(tokenizer, texts, config.windowing)  # one window per text: max_windows is 1
+    prepared = list(batches(encoded, targets, train, config.batch_size, tokenizer.pad_token_id))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
     started = time.perf_counter()
     for _ in range(EPOCHS):
-        for ids, mask, expected in prepared:
-            loss = loss_fn(model(ids, mask), expected)
+        for batch, expected in prepared:
+            loss = loss_fn(model(batch.input_ids, batch.attention_mask), expected)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -8,6 +8,7 @@ so `plexus --help` is instant.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -21,13 +22,23 @@ if TYPE_CHECKING:
     from plexus_train.platforms.sagemaker import SageMakerPlatform
     from plexus_train.provision import Provisioner
     from plexus_train.scorecards import Score
+    from plexus_train.views import TrainingRow
 
 
-def _add_score(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scorecard", required=True, metavar="NAME", help="scorecard name or key")
-    parser.add_argument("--score", required=True, metavar="NAME", help="score name or key")
-    # Accepted because the training issue's commands spell it; YAML under scorecards/ is the only source, so the
-    # flag selects nothing and nothing reads it.
+def _add_score(parser: argparse.ArgumentParser, *, score_required: bool = True, score_help: str = "") -> None:
+    parser.add_argument(
+        "--scorecard", "--scorecard-name", dest="scorecard", required=True, metavar="NAME", help="scorecard name or key"
+    )
+    parser.add_argument(
+        "--score",
+        "--score-name",
+        dest="score",
+        required=score_required,
+        metavar="NAME",
+        help=score_help or "score name or key",
+    )
+    # Accepted because Plexus's commands spell it; YAML under scorecards/ is the only source, so the flag selects
+    # nothing and nothing reads it.
     parser.add_argument(
         "--yaml",
         action="store_true",
@@ -43,31 +54,43 @@ def _add_env(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PROVISION_ACTIONS = ("endpoint", "status", "delete")
+MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)  # SageMaker serverless memory, MB
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="plexus", description="Train, deploy and query Plexus score classifiers.")
     parser.add_argument("--version", action="version", version=f"plexus {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for failures")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    train = commands.add_parser("train", help="train a score's classifier locally or as a SageMaker job")
-    _add_score(train)
-    train.add_argument("--data", metavar="NAME", help="datasources/NAME.yaml or a .csv/.parquet path")
+    train = commands.add_parser("train", help="train a score's classifier (or every one of a scorecard's)")
+    _add_score(train, score_required=False, score_help="score name or key (default: every trainable score)")
+    train.add_argument("--data", metavar="NAME|PATH", help="datasources/NAME.yaml or a .csv/.parquet path")
     train.add_argument("--platform", choices=("local", "sagemaker"), help="override training.platform")
-    train.add_argument("--epochs", type=_positive, metavar="N", help="override number_of_epochs")
-    train.add_argument("--batch-size", type=_positive, metavar="N", help="override batch_size")
+    train.add_argument("--epochs", type=_bounded(1, 1000), metavar="N", help="override number_of_epochs")
+    train.add_argument("--batch-size", type=_bounded(1, 4096), metavar="N", help="override batch_size")
+    train.add_argument("--learning-rate", type=_rate, metavar="RATE", help="override learning_rate (0 < RATE ≤ 1)")
+    train.add_argument("--fresh", action="store_true", help="first remove the score's local model an earlier run left")
+    train.add_argument("--verbose", action="store_true", help="a line per optimizer step (loss, learning rate)")
     _add_env(train)
 
-    provision = commands.add_parser("provision", help="SageMaker endpoints for a score")
+    provision = commands.add_parser(
+        "provision",
+        help="SageMaker endpoints for a score",
+        description="plexus provision --scorecard X --score Y [...] is plexus provision endpoint ...",
+    )
     actions = provision.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, text in (
-        ("endpoint", "create or update the endpoint (a rerun changes nothing)"),
+        ("endpoint", "create or update the endpoint (a rerun changes nothing); the default action"),
         ("status", "show the endpoint"),
-        ("delete", "delete the endpoint, its config and its model"),
+        ("delete", "delete the endpoint, its autoscaling, its configs and its models"),
     ):
         sub = actions.add_parser(action, help=text)
         _add_score(sub)
         _add_env(sub)
         if action == "endpoint":
+            _add_deployment(sub)
             sub.add_argument("--model-s3-uri", metavar="URI", help="serve this model.tar.gz instead")
             sub.add_argument("--plan", action="store_true", help="show what would change (+ ~ -), change nothing")
             sub.add_argument("--json", action="store_true", help="with --plan: print the versioned JSON plan")
@@ -82,17 +105,70 @@ def build_parser() -> argparse.ArgumentParser:
     given = predict.add_mutually_exclusive_group(required=True)
     given.add_argument("--text", metavar="T", help="one text")
     given.add_argument("--file", metavar="F.csv", help="a CSV whose text column holds the texts")
-    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    shown = predict.add_mutually_exclusive_group()
+    shown.add_argument("--format", choices=("table", "json", "yaml"), default=None, help="output (default: table)")
+    shown.add_argument("--json", action="store_true", help="the same as --format json")
     predict.add_argument("--endpoint", metavar="NAME", help="invoke this SageMaker endpoint instead of local artifacts")
     _add_env(predict)
     return parser
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+def _add_deployment(parser: argparse.ArgumentParser) -> None:
+    """The flags that override the score's `deployment:` block."""
+    parser.add_argument("--deployment-type", choices=("serverless", "realtime"), help="override deployment.type")
+    parser.add_argument("--memory", type=int, choices=MEMORY_SIZES, metavar="MB", help="serverless memory (MB)")
+    parser.add_argument("--max-concurrency", type=_bounded(1, 200), metavar="N", help="serverless concurrency")
+    parser.add_argument("--instance-type", type=_instance_type, metavar="TYPE", help="realtime instance type")
+    parser.add_argument("--min-instances", type=_bounded(1, 100), metavar="N", help="realtime instances, at least")
+    parser.add_argument("--max-instances", type=_bounded(1, 100), metavar="N", help="realtime instances, at most")
+    parser.add_argument(
+        "--target-invocations", type=_positive_number, metavar="N", help="autoscaling: invocations per instance"
+    )
+
+
+def _bounded(low: int, high: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError("must be above 0 and at most 1")
     return value
+
+
+def _positive_number(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
+def _instance_type(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"ml\.[a-z0-9]+\.[a-z0-9]+", text):
+        raise argparse.ArgumentTypeError("must be a SageMaker instance type such as ml.m5.large")
+    return text
+
+
+def with_default_action(argv: Sequence[str]) -> list[str]:
+    """`provision --scorecard X ...` (no action) as `provision endpoint --scorecard X ...`, as Plexus spells it."""
+    argv = list(argv)
+    commands = [i for i, arg in enumerate(argv) if not arg.startswith("-")]
+    if commands and argv[commands[0]] == "provision":
+        at = commands[0] + 1
+        rest = argv[at:]
+        if rest and rest[0] not in PROVISION_ACTIONS and rest[0] not in ("-h", "--help"):
+            argv.insert(at, "endpoint")
+    return argv
 
 
 class _Aws:
@@ -137,36 +213,78 @@ def _score(args: argparse.Namespace) -> Score:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from plexus_infra.core.errors import PlexusError
+    """One score, or without --score every score of the scorecard that this tool can train, then one table."""
+    aws = _Aws(args.env)
+    if args.score:
+        _train(_score(args), args, aws)
+        return EXIT_OK
+    return _train_scorecard(args, aws)
+
+
+def _train(score: Score, args: argparse.Namespace, aws: _Aws) -> TrainingRow:
+    """Check the score's data, then train it; the table's row for it."""
     from plexus_train import datasources, views
     from plexus_train.locations import is_s3_uri
+    from plexus_train.platforms.local import forget_local_model
 
-    score = _score(args).with_overrides(platform=args.platform, epochs=args.epochs, batch_size=args.batch_size)
-    name = args.data or score.data
-    if not name:
-        raise PlexusError(f"{score.source}: score {score.name!r} names no data; give --data or set data:")
-    source = datasources.resolve(name)
-    score = datasources.with_columns(score, source)
-    aws = _Aws(args.env)
+    score = score.with_overrides(
+        platform=args.platform, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate
+    )
+    source = datasources.for_score(score, args.data)
+    text, labels = datasources.columns(score, source)
     s3 = aws.clients.s3 if is_s3_uri(source.location) else None
-    dataset = datasources.load(source, score.config.text_column, score.config.label_column, s3)
+    dataset = datasources.load(source, text, labels, s3)
+    datasources.check_classes(score, dataset)
+    score = datasources.with_columns(score, dataset)
+    if args.fresh:
+        views.print_forgotten(forget_local_model(score))
     views.print_training(score, dataset)
-    result = _platform(score, aws).train(score, dataset)
+    result = _platform(score, aws, args.verbose).train(score, dataset)
     views.print_trained(result.location)
+    classes = len(dataset.class_counts())
+    return views.TrainingRow(score.name, "trained", len(dataset.texts), classes, result.f1, result.location)
+
+
+def _train_scorecard(args: argparse.Namespace, aws: _Aws) -> int:
+    """Every score of the scorecard in turn: the ones of another class are skipped with a note, a failure is
+    recorded and the next score goes on; one table at the end, exit 1 if any failed."""
+    from plexus_infra.core.errors import PlexusError
+    from plexus_train import views
+    from plexus_train.container.errors import ContainerError
+    from plexus_train.scorecards import TRAINABLE, UntrainableScore, a, find_scorecard
+
+    card = find_scorecard(args.scorecard)
+    rows: list[views.TrainingRow] = []
+    for entry in card.entries:
+        try:
+            rows.append(_train(card.score(entry), args, aws))
+        except UntrainableScore as skipped:
+            views.print_skipped(str(skipped))
+            rows.append(views.TrainingRow(entry.name, "skipped", why=a(str(entry.score_class))))
+        except (PlexusError, ContainerError) as failure:
+            views.print_failure(entry.name, failure)
+            rows.append(views.TrainingRow(entry.name, "failed", why=views.first_line(failure)))
+    rows += [views.TrainingRow(broken.identity()[0], "failed", why=str(broken)) for broken in card.unreadable]
+    views.print_training_table(card.name, rows)
+    failed = [row.score for row in rows if row.status == "failed"]
+    if failed:
+        raise PlexusError(f"{len(failed)} of {len(rows)} scores of {card.name!r} failed: {', '.join(failed)}")
+    if not any(row.status == "trained" for row in rows):
+        raise PlexusError(f"scorecard {card.name!r} has no {TRAINABLE} score to train")
     return EXIT_OK
 
 
-def _platform(score: Score, aws: _Aws) -> LocalPlatform | SageMakerPlatform:
+def _platform(score: Score, aws: _Aws, verbose: bool = False) -> LocalPlatform | SageMakerPlatform:
     from plexus_infra.core.console import console
     from plexus_train.views import RichProgress, StatusLines
 
     if score.training.platform == "local":
         from plexus_train.platforms.local import LocalPlatform
 
-        return LocalPlatform(RichProgress(console()))
+        return LocalPlatform(RichProgress(console(), verbose=verbose))
     from plexus_train.platforms.sagemaker import SageMakerPlatform
 
-    return SageMakerPlatform(aws.clients, aws.outputs, StatusLines(console()))
+    return SageMakerPlatform(aws.clients, aws.outputs, StatusLines(console()), verbose=verbose)
 
 
 def _cmd_provision(args: argparse.Namespace) -> int:
@@ -177,6 +295,16 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     score = _score(args)
     aws = _Aws(args.env)
     provisioner = Provisioner(aws.clients, aws.outputs, views.StatusLines(console()), aws.target.name)
+    if args.action == "endpoint":
+        score = score.with_deployment(
+            type=args.deployment_type,
+            memory_mb=args.memory,
+            max_concurrency=args.max_concurrency,
+            instance_type=args.instance_type,
+            min_instances=args.min_instances,
+            max_instances=args.max_instances,
+            target_invocations=args.target_invocations,
+        )
     if args.action == "endpoint" and args.plan:
         return _plan_endpoint(args, provisioner, score)
     if args.action == "endpoint":
@@ -209,7 +337,6 @@ def _plan_endpoint(args: argparse.Namespace, provisioner: Provisioner, score: Sc
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from plexus_train import predict, views
@@ -225,10 +352,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         answers = predict.predict_local(model_dir(score), texts)
     rows = [{"text": text, **answer} for text, answer in zip(texts, answers, strict=True)]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        views.print_predictions(rows)
+    views.print_predictions(rows, "json" if args.json else args.format or "table")
     return EXIT_OK
 
 
@@ -239,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run one command, map every expected failure (the container code's too) to one line
     and an exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_default_action(sys.argv[1:] if argv is None else argv))
     if getattr(args, "action", None) == "endpoint" and not args.plan and (args.json or args.detailed_exitcode):
         parser.error("--json and --detailed-exitcode apply only with --plan")
     from plexus_train.container.errors import ContainerError

@@ -1,16 +1,28 @@
-"""Named data sources: `--data NAME` is `datasources/NAME.yaml` (a CSV or Parquet file, local or on S3, and
-its columns) or, when NAME is a path to a .csv/.parquet file, that file."""
+"""Where a score's data comes from: `--data NAME|PATH`, else the score's `data:`.
+
+A name is `datasources/NAME.yaml` (a CSV or Parquet file, local or on S3, and its columns); a path to a
+.csv/.parquet file (or an s3:// URI) is that file. A score's `data:` may also be Plexus's data mapping: one with a
+`path` (and optionally `format`, `text_column`, `label_column`) loads that file (a relative path from the project
+directory); one with only a `class` (FeedbackItems, DatasetCache, AWSDataLakeCache, ...) needs the Plexus service,
+so it cannot be loaded here and `--data` must supply the data.
+
+Columns: the text column is the score's (or its scorecard's `transcript_column`), else the data source's, else
+`text`. The label column is the score's, else the data source's; when neither names one, the first present of
+`label`, the score's name and its `label_score_name` (Plexus exports a score's labels in a column named after the
+score), each followed by ` {label_field}` when the score sets one, as Plexus names them.
+"""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plexus_infra.core.errors import ManifestError, PlexusError
 from plexus_infra.core.yamldoc import load_yaml
-from plexus_train.container.dataset import Dataset, read_csv, to_dataset
+from plexus_train.container.dataset import Dataset, read_csv, shown_columns, to_dataset
 from plexus_train.container.errors import DataError
 from plexus_train.locations import is_s3_uri, split_s3_uri
 from plexus_train.schemas import check
@@ -57,18 +69,61 @@ def resolve(name: str, root: Path = DATASOURCES_DIR) -> DataSource:
     raise PlexusError(f"no data source {name!r}: not {named}, nor a .csv/.parquet path (known: {known or 'none'})")
 
 
-def columns(score: Score, source: DataSource | None) -> tuple[str, str]:
-    """The (text, label) columns a score reads: the score's own, else its data source's, else the defaults
-    (`text`, `label`). The one rule both `plexus train` and `plexus predict --file` use."""
+def for_score(score: Score, override: str | None = None) -> DataSource:
+    """The data `plexus train` reads for `score`: `override` (`--data`), else the score's `data:`."""
+    data = override or score.data
+    if not data:
+        raise PlexusError(f"{score.source}: score {score.name!r} names no data; give --data NAME|PATH or set data:")
+    if isinstance(data, str):
+        return resolve(data)
+    if "path" in data:
+        location = data["path"]
+        return DataSource(
+            location, data.get("format") or _format(location), data.get("text_column"), data.get("label_column")
+        )
+    raise PlexusError(
+        f"{score.data_at}: data.class: {data['class']} reads from the Plexus service, which plexus train cannot "
+        "reach; --data NAME|PATH supplies the data"
+    )
+
+
+def columns(score: Score, source: DataSource | None) -> tuple[str, tuple[str, ...]]:
+    """The text column a score reads, and its label column, or the label columns to try in order (the first
+    the data has wins). The one rule both `plexus train` and `plexus predict --file` use.
+
+    Example: a score named `Valid` with nothing said reads `text`, and labels from `label`, else `Valid`.
+    """
     text = score.text_column or (source and source.text_column) or score.config.text_column
-    label = score.label_column or (source and source.label_column) or score.config.label_column
-    return text, label
+    label = score.label_column or (source and source.label_column)
+    return text, (label,) if label else label_candidates(score)
 
 
-def with_columns(score: Score, source: DataSource | None) -> Score:
-    """`score` with `columns(score, source)` written into its training config (what the model records)."""
-    text, label = columns(score, source)
-    return replace(score, config=replace(score.config, text_column=text, label_column=label))
+def label_candidates(score: Score) -> tuple[str, ...]:
+    """Where Plexus keeps a score's labels: `label`, the score's name, its `label_score_name`; with a
+    `label_field`, Plexus's `{name} {label_field}` for the last two.
+
+    Example: `label_candidates(score named "TestScore", label_field "Valid") == ("label", "TestScore Valid")`
+    """
+    names = [score.name, *([score.label_score_name] if score.label_score_name else [])]
+    suffix = f" {score.label_field}" if score.label_field else ""
+    return tuple(dict.fromkeys(["label", *(name + suffix for name in names)]))
+
+
+def check_classes(score: Score, dataset: Dataset) -> None:
+    """A score's `number_of_classes` (Plexus's), when set, must be the number of classes its data holds."""
+    found = len(dataset.class_counts())
+    if score.number_of_classes is not None and score.number_of_classes != found:
+        raise DataError(
+            f"{dataset.source}: column {dataset.label_column!r} holds {found} classes, but score {score.name!r} "
+            f"says number_of_classes: {score.number_of_classes} ({score.source})"
+        )
+
+
+def with_columns(score: Score, dataset: Dataset) -> Score:
+    """`score` with the columns its data was read from written into its training config (what the model
+    records)."""
+    config = replace(score.config, text_column=dataset.text_column, label_column=dataset.label_column)
+    return replace(score, config=config)
 
 
 def _format(location: str) -> str:
@@ -78,14 +133,22 @@ def _format(location: str) -> str:
     return FORMATS[suffix]
 
 
-def load(source: DataSource, text_column: str, label_column: str, s3: Any = None) -> Dataset:
-    """Read and check the data; `s3` is a boto3 S3 client, needed only for s3:// locations."""
+def load(source: DataSource, text_column: str, label_column: str | Sequence[str], s3: Any = None) -> Dataset:
+    """Read and check the data; `label_column` is the column, or the columns to try in order (`columns`). `s3` is a
+    boto3 S3 client, needed only for s3:// locations."""
     raw = _read_bytes(source.location, s3)
     if source.format == "csv":
-        columns, rows = read_csv(raw, source.location)
+        names, rows = read_csv(raw, source.location)
     else:
-        columns, rows = _read_parquet(raw, source.location)
-    return to_dataset(columns, rows, source.location, text_column, label_column)
+        names, rows = _read_parquet(raw, source.location)
+    tried = (label_column,) if isinstance(label_column, str) else tuple(label_column)
+    found = [name for name in tried if name in names]
+    if not found and len(tried) > 1:
+        raise DataError(
+            f"{source.location}: no label column: none of {', '.join(map(repr, tried))} (set label_column); "
+            f"the columns are: {shown_columns(names)}"
+        )
+    return to_dataset(names, rows, source.location, text_column, found[0] if found else tried[0])
 
 
 def _read_bytes(location: str, s3: Any) -> bytes:

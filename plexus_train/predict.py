@@ -26,12 +26,10 @@ def text_column(score: Score, model_dir: Path) -> str:
             return trained_on["text_column"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # no readable model here: predicting will say so; until then, use the score's rule
-    source = None
-    if score.data:
-        try:
-            source = datasources.resolve(score.data)
-        except PlexusError:
-            source = None
+    try:
+        source = datasources.for_score(score)
+    except PlexusError:  # no data, or data only the Plexus service has: the score's own rule still holds
+        source = None
     return datasources.columns(score, source)[0]
 
 
@@ -66,34 +64,55 @@ def _blank(text: str) -> str:
     return "only whitespace" if text else "empty"
 
 
+REQUEST_TEXTS = 32  # texts per request: well inside SageMaker's payload limits (4 MB serverless, 6 MB realtime)
+
+
+def requests(texts: list[str]) -> list[tuple[list[str], bytes]]:
+    """The request bodies for `texts`, each with the texts it carries: `{"text": "..."}` for a single text,
+    `{"text": [...]}` batches of up to REQUEST_TEXTS otherwise (the handlers answer a list for a list)."""
+    if len(texts) == 1:
+        return [(texts, json.dumps({"text": texts[0]}).encode("utf-8"))]
+    chunks = [texts[start : start + REQUEST_TEXTS] for start in range(0, len(texts), REQUEST_TEXTS)]
+    return [(chunk, json.dumps({"text": chunk}).encode("utf-8")) for chunk in chunks]
+
+
+def answers_of(reply: Any, texts: list[str], where: str) -> list[dict[str, Any]]:
+    """A decoded reply as one answer per text: a list for a batch request, one object for a single text."""
+    answers = reply if isinstance(reply, list) else [reply]
+    if len(answers) != len(texts) or not all(isinstance(answer, dict) for answer in answers):
+        raise PlexusError(f"{where} answered {len(answers)} predictions for {len(texts)} texts")
+    return answers
+
+
 def predict_local(model_dir: Path, texts: list[str]) -> list[dict[str, Any]]:
-    """Classify with the local artifacts via model_fn/input_fn/predict_fn, one request per text."""
+    """Classify with the local artifacts via model_fn/input_fn/predict_fn/output_fn, in the requests an endpoint
+    would get."""
     from plexus_train.container import inference
 
     model = inference.model_fn(str(model_dir))
     answers = []
-    for text in texts:
-        request = json.dumps({"text": text})
-        reply = inference.output_fn(inference.predict_fn(inference.input_fn(request, inference.JSON), model))
-        answers.append(json.loads(reply))
+    for chunk, body in requests(texts):
+        reply = inference.output_fn(inference.predict_fn(inference.input_fn(body, inference.JSON), model))
+        answers += answers_of(json.loads(reply), chunk, str(model_dir))
     return answers
 
 
 def predict_endpoint(runtime: Any, endpoint: str, texts: list[str]) -> list[dict[str, Any]]:
-    """Classify by invoking a SageMaker endpoint (a sagemaker-runtime client), one request per text."""
+    """Classify by invoking a SageMaker endpoint (a sagemaker-runtime client), in batches."""
     answers = []
-    for text in texts:
+    for chunk, body in requests(texts):
         reply = call(
             runtime.invoke_endpoint,
             f"endpoint {endpoint}",
             EndpointName=endpoint,
             ContentType="application/json",
             Accept="application/json",
-            Body=json.dumps({"text": text}).encode("utf-8"),
+            Body=body,
         )
-        body = reply["Body"].read()
+        raw = reply["Body"].read()
         try:
-            answers.append(json.loads(body))
+            decoded = json.loads(raw)
         except ValueError:
-            raise PlexusError(f"endpoint {endpoint} answered with something other than JSON: {body[:80]!r}") from None
+            raise PlexusError(f"endpoint {endpoint} answered with something other than JSON: {raw[:80]!r}") from None
+        answers += answers_of(decoded, chunk, f"endpoint {endpoint}")
     return answers

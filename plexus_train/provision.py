@@ -6,10 +6,16 @@ once it serves the new config, the previous config and model are deleted. Names:
 `{stem}-m{hash}` for models and `{stem}-c{hash}` for configs (`names.name_stem`), so `delete` finds every one
 this tool made for a score.
 
-`Provisioner.plan` only reads (the model, the config, the endpoint and the config it serves now) and answers a
-`plexus_infra.plan.Plan` whose changes carry the SageMaker calls they need (`diff` is pure); `apply` sends exactly
-those calls, waits for InService, and only then sends the deletes of what the endpoint no longer serves. Which
-model is served, and uploading it, is `model_source`'s business.
+A realtime endpoint whose `max_instances` passes its `min_instances` also gets Application Auto Scaling: a
+scalable target on its variant's DesiredInstanceCount (`autoscaling_target.{endpoint}/AllTraffic`) and a
+target-tracking policy on SageMakerVariantInvocationsPerInstance (`autoscaling_policy.{endpoint}-invocations`),
+planned and applied like the rest; `delete` removes them first.
+
+`Provisioner.plan` only reads (the model, the config, the endpoint and the config it serves now, the scalable
+target and the policy) and answers a `plexus_infra.plan.Plan` whose changes carry the AWS calls they need (`diff`
+is pure); `apply` sends exactly those calls, waits for InService, then registers the autoscaling and only then
+sends the deletes of what the endpoint no longer serves. Which model is served, and uploading it, is
+`model_source`'s business.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 from plexus_infra.core.aws import Clients, call, send
 from plexus_infra.core.errors import PlexusError
 from plexus_infra.environments import TrainingOutputs
-from plexus_infra.plan import CREATE, DELETE, UPDATE, Call, Change, Plan, digest, noop
+from plexus_infra.plan import CREATE, DELETE, REPLACE, UPDATE, Call, Change, Plan, digest, noop
 from plexus_train.images import image_uri
 from plexus_train.locations import MODELS_DIR
 from plexus_train.model_source import S3_OBJECT, ModelSource, find_model, upload, upload_changes
@@ -46,18 +52,32 @@ TOOL = "plexus"  # the `tool` of a provisioning plan's JSON: plexus-infra refuse
 
 # The kinds of a provisioning plan's changes (`{kind}.{name}` addresses), and what people call them.
 MODEL_KIND, CONFIG_KIND, ENDPOINT_KIND = "sagemaker_model", "sagemaker_endpoint_config", "sagemaker_endpoint"
-NOUNS = {MODEL_KIND: "model", CONFIG_KIND: "endpoint config", ENDPOINT_KIND: "endpoint", S3_OBJECT: "model archive"}
+TARGET_KIND, POLICY_KIND = "autoscaling_target", "autoscaling_policy"
+NOUNS = {
+    MODEL_KIND: "model",
+    CONFIG_KIND: "endpoint config",
+    ENDPOINT_KIND: "endpoint",
+    S3_OBJECT: "model archive",
+    TARGET_KIND: "scalable target",
+    POLICY_KIND: "scaling policy",
+}
+# Application Auto Scaling's names for a SageMaker variant's instance count and the metric it tracks.
+SCALING_NAMESPACE, SCALABLE_DIMENSION = "sagemaker", "sagemaker:variant:DesiredInstanceCount"
+INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"
+SCALING_ABSENT = ("ObjectNotFoundException",)
 # Where a name follows an object not uploaded yet: its ETag, hence the hash, is known only after the upload.
 AFTER_UPLOAD = "(after upload)"
 
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    """The desired model, endpoint config and endpoint, as SageMaker requests."""
+    """The desired model, endpoint config and endpoint, as SageMaker requests, and the endpoint's autoscaling
+    (None: none wanted)."""
 
     endpoint_name: str
     model: dict[str, Any]
     config: dict[str, Any]
+    scaling: ScalingSpec | None = None
 
     @property
     def model_name(self) -> str:
@@ -77,6 +97,64 @@ def endpoint_name(score: Score) -> str:
     return sagemaker_name(score.path)
 
 
+@dataclass(frozen=True)
+class ScalingSpec:
+    """Application Auto Scaling for a realtime endpoint's variant: the scalable target (its instance count between
+    the bounds) and a target-tracking policy on invocations per instance, as their requests."""
+
+    target: dict[str, Any]
+    policy: dict[str, Any]
+
+    @property
+    def policy_name(self) -> str:
+        return self.policy["PolicyName"]
+
+
+def scaling_ids(endpoint: str) -> dict[str, str]:
+    """What names a variant's scalable target: `endpoint/{endpoint}/variant/AllTraffic`, its instance count."""
+    resource = f"endpoint/{endpoint}/variant/{VARIANT}"
+    return {"ServiceNamespace": SCALING_NAMESPACE, "ResourceId": resource, "ScalableDimension": SCALABLE_DIMENSION}
+
+
+def policy_name(endpoint: str) -> str:
+    return f"{endpoint}-invocations"
+
+
+def scaling_spec(score: Score, endpoint: str) -> ScalingSpec | None:
+    """Pure: the autoscaling of a realtime endpoint whose max_instances passes its min_instances, else None."""
+    sizing = score.deployment
+    if not sizing.autoscaled:
+        return None
+    ids = scaling_ids(endpoint)
+    target = {**ids, "MinCapacity": sizing.min_instances, "MaxCapacity": sizing.most_instances}
+    tracking = {
+        "TargetValue": float(sizing.target_invocations),
+        "PredefinedMetricSpecification": {"PredefinedMetricType": INVOCATIONS_METRIC},
+        "ScaleInCooldown": sizing.scale_in_cooldown,
+        "ScaleOutCooldown": sizing.scale_out_cooldown,
+    }
+    policy = {
+        "PolicyName": policy_name(endpoint),
+        **ids,
+        "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": tracking,
+    }
+    return ScalingSpec(target, policy)
+
+
+def scaling_state(spec: ScalingSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What of the target and the policy is compared with what is live (`Provisioner.observe` reads the same)."""
+    tracking = spec.policy["TargetTrackingScalingPolicyConfiguration"]
+    target = {key: spec.target[key] for key in ("MinCapacity", "MaxCapacity")}
+    policy = {
+        "TargetValue": tracking["TargetValue"],
+        "MetricType": INVOCATIONS_METRIC,
+        "ScaleInCooldown": tracking["ScaleInCooldown"],
+        "ScaleOutCooldown": tracking["ScaleOutCooldown"],
+    }
+    return target, policy
+
+
 def made_here(score: Score, kind: str) -> re.Pattern[str]:
     """The names this tool gives a score's models (`kind` "m") or endpoint configs ("c"), and only those: a
     longer stem of another score never matches, since the content hash must end the name."""
@@ -84,27 +162,29 @@ def made_here(score: Score, kind: str) -> re.Pattern[str]:
 
 
 def variant(score: Score, model_name: str) -> dict[str, Any]:
-    """The production variant for the score's deployment target."""
-    target, sizing = score.training.deployment_target, score.training.deployment
-    if target == "sagemaker_serverless":
+    """The production variant for the score's `deployment:` (serverless unless it says realtime)."""
+    sizing = score.deployment
+    if sizing.type == "serverless":
         return {
             "VariantName": VARIANT,
             "ModelName": model_name,
-            "ServerlessConfig": {
-                "MemorySizeInMB": sizing.serverless_memory_mb,
-                "MaxConcurrency": sizing.serverless_max_concurrency,
-            },
+            "ServerlessConfig": {"MemorySizeInMB": sizing.memory_mb, "MaxConcurrency": sizing.max_concurrency},
         }
-    if target == "sagemaker_realtime":
+    if sizing.type == "realtime":
+        if sizing.most_instances < sizing.min_instances:
+            raise PlexusError(
+                f"score {score.name!r}: max_instances {sizing.most_instances} is below min_instances "
+                f"{sizing.min_instances}"
+            )
         return {
             "VariantName": VARIANT,
             "ModelName": model_name,
             "InstanceType": sizing.instance_type,
-            "InitialInstanceCount": sizing.instance_count,
+            "InitialInstanceCount": sizing.min_instances,
         }
     raise PlexusError(
-        f"{score.source}: score {score.name!r} deploys locally (training.deployment_target: {target}); "
-        "set sagemaker_serverless or sagemaker_realtime to provision an endpoint"
+        f"{score.source}: score {score.name!r} deploys locally (training.deployment_target: local); set "
+        "deployment.type (serverless or realtime) or give --deployment-type to provision an endpoint"
     )
 
 
@@ -123,6 +203,7 @@ def endpoint_spec(score: Score, model_data: str, model_version: str | None, imag
         config_name = sagemaker_name(score.path, "c" + content_hash(production))
     return EndpointSpec(
         endpoint_name=endpoint_name(score),
+        scaling=scaling_spec(score, endpoint_name(score)),
         model={
             "ModelName": model_name,
             "PrimaryContainer": container,
@@ -144,15 +225,27 @@ class Observed:
     + model, config: the desired model and endpoint config, by their names
     + endpoint: `EndpointConfigName` and `EndpointStatus` of the score's endpoint
     + served: the models of the config the endpoint serves now, when that is not the desired one
+    + served_instance_type: the instance type of the variant it serves now (None: serverless, or no endpoint)
+    + target, policy: the variant's scalable target and this tool's scaling policy on it (`scaling_state`'s shape)
     """
 
     model: dict[str, Any] | None
     config: dict[str, Any] | None
     endpoint: dict[str, Any] | None
     served: tuple[str, ...] = ()
+    served_instance_type: str | None = None
+    target: dict[str, Any] | None = None
+    policy: dict[str, Any] | None = None
 
     def state(self) -> dict[str, Any]:
-        return {"model": self.model, "config": self.config, "endpoint": self.endpoint, "served": self.served}
+        return {
+            "model": self.model,
+            "config": self.config,
+            "endpoint": self.endpoint,
+            "served": self.served,
+            "served_instance_type": self.served_instance_type,
+            "autoscaling": {"target": self.target, "policy": self.policy},
+        }
 
 
 def address(kind: str, name: str) -> str:
@@ -178,13 +271,17 @@ def diff(score: Score, spec: EndpointSpec, observed: Observed) -> tuple[Change, 
     # Endpoint doesn't exist and we want it?
     if endpoint is None:
         create = Call("sagemaker", "CreateEndpoint", request, f"endpoint {spec.endpoint_name}")
-        return (*changes, Change(where, CREATE, None, serving, tuple(serving), "does not exist", calls=(create,)))
+        changes.append(Change(where, CREATE, None, serving, tuple(serving), "does not exist", calls=(create,)))
+        return (*changes, *diff_scaling(spec, observed, moved=False))
     # Endpoint serves what we want?
     if endpoint["EndpointConfigName"] == spec.config_name:
-        return (*changes, noop(where, endpoint, f"already serves {spec.config_name}"))
+        changes.append(noop(where, endpoint, f"already serves {spec.config_name}"))
+        return (*changes, *diff_scaling(spec, observed, moved=False))
     old = endpoint["EndpointConfigName"]
     update = Call("sagemaker", "UpdateEndpoint", request, f"endpoint {spec.endpoint_name}")
     changes.append(Change(where, UPDATE, endpoint, serving, ("EndpointConfigName",), f"serves {old}", calls=(update,)))
+    wanted_type = spec.config["ProductionVariants"][0].get("InstanceType")
+    changes += diff_scaling(spec, observed, moved=wanted_type != observed.served_instance_type)
     # What it served, when this tool made it, goes once it serves the new config.
     if made_here(score, "c").fullmatch(old):
         retired = f"superseded by {spec.config_name}"
@@ -195,6 +292,85 @@ def diff(score: Score, spec: EndpointSpec, observed: Observed) -> tuple[Change, 
             if name != spec.model_name and made_here(score, "m").fullmatch(name)
         ]
     return tuple(changes)
+
+
+# Application Auto Scaling's removals: sent before the endpoint changes (AWS refuses to update an endpoint whose
+# autoscaled variant changes its instance type), policy before target.
+REMOVALS = ("DeleteScalingPolicy", "DeregisterScalableTarget")
+
+
+def diff_scaling(spec: EndpointSpec, observed: Observed, *, moved: bool) -> list[Change]:
+    """Pure: the scalable target and the policy, each created, updated (RegisterScalableTarget and
+    PutScalingPolicy update in place), replaced or deleted. `moved`: the endpoint is updated to another instance
+    type (or kind) of variant, which AWS allows only without autoscaling: what exists is then removed first and,
+    when still wanted, made again once the endpoint is InService."""
+    endpoint = spec.endpoint_name
+    if spec.scaling is None:
+        why = "the endpoint does not autoscale (realtime with max_instances above min_instances does)"
+        return scaling_removals(endpoint, observed.target, observed.policy, why)
+    wanted_target, wanted_policy = scaling_state(spec.scaling)
+    writes = {
+        TARGET_KIND: Call(
+            "application-autoscaling", "RegisterScalableTarget", spec.scaling.target, _target_at(endpoint)
+        ),
+        POLICY_KIND: Call("application-autoscaling", "PutScalingPolicy", spec.scaling.policy, _policy_at(endpoint)),
+    }
+    changes = []
+    for kind, at, before, after in (
+        (TARGET_KIND, _target_at(endpoint), observed.target, wanted_target),
+        (POLICY_KIND, _policy_at(endpoint), observed.policy, wanted_policy),
+    ):
+        changed = tuple(name for name, value in after.items() if (before or {}).get(name) != value)
+        # Nothing there yet?
+        if before is None:
+            changes.append(Change(at, CREATE, None, after, tuple(after), "does not exist", calls=(writes[kind],)))
+        # The endpoint moves to another instance type: removed before, made again after.
+        elif moved:
+            why = "the endpoint changes instance type, which AWS allows only without autoscaling"
+            calls = (_removal(kind, endpoint), writes[kind])
+            changes.append(Change(at, REPLACE, before, after, tuple(after), why, calls=calls))
+        elif changed:
+            why = "differs from the score's deployment"
+            changes.append(Change(at, UPDATE, before, after, changed, why, calls=(writes[kind],)))
+        else:
+            changes.append(noop(at, before, f"already {_scaling_summary(kind, before)}"))
+    return changes
+
+
+def scaling_removals(
+    endpoint: str, target: dict[str, Any] | None, policy: dict[str, Any] | None, why: str
+) -> list[Change]:
+    """Deleting the policy, then the scalable target, of those that exist; already gone counts as deleted."""
+    gone = [(POLICY_KIND, _policy_at(endpoint), policy), (TARGET_KIND, _target_at(endpoint), target)]
+    return [
+        Change(at, DELETE, before, None, (), why, calls=(_removal(kind, endpoint),))
+        for kind, at, before in gone
+        if before
+    ]
+
+
+def _target_at(endpoint: str) -> str:
+    return address(TARGET_KIND, f"{endpoint}/{VARIANT}")
+
+
+def _policy_at(endpoint: str) -> str:
+    return address(POLICY_KIND, policy_name(endpoint))
+
+
+def _removal(kind: str, endpoint: str) -> Call:
+    ids = scaling_ids(endpoint)
+    if kind == TARGET_KIND:
+        return Call(
+            "application-autoscaling", "DeregisterScalableTarget", ids, _target_at(endpoint), absent=SCALING_ABSENT
+        )
+    request = {"PolicyName": policy_name(endpoint), **ids}
+    return Call("application-autoscaling", "DeleteScalingPolicy", request, _policy_at(endpoint), absent=SCALING_ABSENT)
+
+
+def _scaling_summary(kind: str, state: dict[str, Any]) -> str:
+    if kind == TARGET_KIND:
+        return f"scales {state['MinCapacity']}–{state['MaxCapacity']} instances"
+    return f"tracks {state['TargetValue']:g} invocations per instance"
 
 
 CREATES = {MODEL_KIND: ("CreateModel", "ModelName"), CONFIG_KIND: ("CreateEndpointConfig", "EndpointConfigName")}
@@ -280,13 +456,14 @@ class Provisioner:
             "inference",
             training.framework_version,
             self.clients.region,
-            training.deployment.instance_type,
+            score.deployment.instance_type,
         )
         return endpoint_spec(score, source.uri, source.version, image, self.outputs.role_arn)
 
     def observe(self, score: Score, spec: EndpointSpec) -> Observed:
-        """Reads only: the desired model and config (unless they wait for an upload), the endpoint, and the models
-        of the config it serves when that is another this tool made (it goes once the endpoint moves on)."""
+        """Reads only: the desired model and config (unless they wait for an upload), the endpoint, the config it
+        serves now (its models, when this tool made it, go once the endpoint moves on; its instance type), and the
+        variant's scalable target and scaling policy (when it is or will be a variant with instances)."""
         model = config = None
         if spec.known:
             found = self._describe("describe_model", "ModelName", spec.model_name)
@@ -296,12 +473,50 @@ class Provisioner:
             config = self._config_models(spec.config_name)
         endpoint = self._describe("describe_endpoint", "EndpointName", spec.endpoint_name)
         if endpoint is None:
-            return Observed(model, config, None)
+            target, policy = self._scaling(spec.endpoint_name) if spec.scaling else (None, None)
+            return Observed(model, config, None, target=target, policy=policy)
         endpoint = {key: endpoint[key] for key in ("EndpointConfigName", "EndpointStatus")}
         served, now = (), endpoint["EndpointConfigName"]
+        serving = (self._config_models(now) or {}) if now != spec.config_name else (config or {})
         if now != spec.config_name and made_here(score, "c").fullmatch(now):
-            served = tuple((self._config_models(now) or {}).get("ModelNames", ()))
-        return Observed(model, config, endpoint, served)
+            served = tuple(serving.get("ModelNames", ()))
+        instance_type = serving.get("InstanceType")
+        # Instance counts scale only on a variant with instances: a serverless one has no such target to read.
+        scaled = spec.scaling is not None or instance_type is not None
+        target, policy = self._scaling(spec.endpoint_name) if scaled else (None, None)
+        return Observed(model, config, endpoint, served, instance_type, target, policy)
+
+    def _scaling(self, endpoint: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The variant's scalable target and this tool's policy on it, as `scaling_state` shapes them."""
+        ids = scaling_ids(endpoint)
+        autoscaling = self.clients.autoscaling
+        targets = call(
+            autoscaling.describe_scalable_targets,
+            f"scalable target {ids['ResourceId']}",
+            ServiceNamespace=SCALING_NAMESPACE,
+            ResourceIds=[ids["ResourceId"]],
+            ScalableDimension=SCALABLE_DIMENSION,
+        )
+        found = [t for t in (targets or {}).get("ScalableTargets", []) if t["ResourceId"] == ids["ResourceId"]]
+        target = {key: found[0][key] for key in ("MinCapacity", "MaxCapacity")} if found else None
+        policies = call(
+            autoscaling.describe_scaling_policies,
+            f"scaling policy {policy_name(endpoint)}",
+            PolicyNames=[policy_name(endpoint)],
+            **ids,
+        )
+        mine = [p for p in (policies or {}).get("ScalingPolicies", []) if p["PolicyName"] == policy_name(endpoint)]
+        policy = None
+        if mine:
+            tracking = mine[0].get("TargetTrackingScalingPolicyConfiguration", {})
+            metric = tracking.get("PredefinedMetricSpecification", {}).get("PredefinedMetricType")
+            policy = {
+                "TargetValue": tracking.get("TargetValue"),
+                "MetricType": metric,
+                "ScaleInCooldown": tracking.get("ScaleInCooldown"),
+                "ScaleOutCooldown": tracking.get("ScaleOutCooldown"),
+            }
+        return target, policy
 
     def plan(self, score: Score, source: ModelSource) -> Plan:
         """What provisioning `source` would change (reads only): its upload, when it waits for one, then the
@@ -331,12 +546,20 @@ class Provisioner:
         return self._account
 
     def apply(self, plan: Plan) -> None:
-        """Send exactly the plan's calls: the creates and the endpoint's create or update, then, once the endpoint
-        is InService with the planned config, the deletes of what it no longer serves."""
+        """Send exactly the plan's calls: first the autoscaling removals (AWS refuses to move an autoscaled variant
+        to another instance type), then the creates and the endpoint's create or update; once the endpoint is
+        InService with the planned config, the autoscaling it should have, then the deletes of what it no
+        longer serves."""
         if any(change.kind == S3_OBJECT for change in plan.pending):
             raise PlexusError("this plan uploads a model first: provision without --plan uploads it, then plans again")
         endpoint = _endpoint_change(plan)
-        writes = [change for change in plan.pending if "delete" not in change.actions]
+        scaling = [change for change in plan.pending if change.kind in (POLICY_KIND, TARGET_KIND)]
+        self._send_calls(
+            request for kind in (POLICY_KIND, TARGET_KIND) for change in scaling if change.kind == kind
+            for request in change.calls if request.operation in REMOVALS
+        )  # fmt: skip
+        others = [change for change in plan.pending if change not in scaling]
+        writes = [change for change in others if "delete" not in change.actions]
         self._send(writes)
         if writes or (endpoint.before or {}).get("EndpointStatus") != "InService":
             name, wanted = endpoint.address.split(".", 1)[1], endpoint.after["EndpointConfigName"]
@@ -345,26 +568,39 @@ class Provisioner:
                 reason = served.get("FailureReason") or "no reason given"
                 now = served["EndpointConfigName"]
                 raise PlexusError(f"endpoint {name} still serves {now}, not {wanted}: {reason}")
-        self._send(change for change in plan.pending if "delete" in change.actions)
+        self._send_calls(
+            request for kind in (TARGET_KIND, POLICY_KIND) for change in scaling if change.kind == kind
+            for request in change.calls if request.operation not in REMOVALS
+        )  # fmt: skip
+        self._send(change for change in others if "delete" in change.actions)
 
     def status(self, score: Score) -> dict[str, Any] | None:
-        """The endpoint's description plus its config's variants, or None when there is no endpoint."""
+        """The endpoint's description plus its config's variants and its autoscaling (`Autoscaling`: the target's
+        MinCapacity and MaxCapacity and the policy's TargetValue, None without), or None when there is no
+        endpoint."""
         name = endpoint_name(score)
         endpoint = self._describe("describe_endpoint", "EndpointName", name)
         if endpoint is None:
             return None
         config = self._describe("describe_endpoint_config", "EndpointConfigName", endpoint["EndpointConfigName"])
-        return {**endpoint, "ProductionVariants": (config or {}).get("ProductionVariants", [])}
+        variants = (config or {}).get("ProductionVariants", [])
+        target, policy = self._scaling(name) if any("InstanceType" in v for v in variants) else (None, None)
+        scaling = {**target, "TargetValue": (policy or {}).get("TargetValue")} if target else None
+        return {**endpoint, "ProductionVariants": variants, "Autoscaling": scaling}
 
     def delete(self, score: Score) -> tuple[Change, ...]:
-        """Delete the endpoint, its config and its models, and every other config and model this tool made for
-        the score (earlier versions left behind); what is already gone counts as deleted. Answers the deletes."""
+        """Delete the endpoint's autoscaling, the endpoint, its config and its models, and every other config and
+        model this tool made for the score (earlier versions left behind); what is already gone counts as
+        deleted. Answers the deletes."""
         name = endpoint_name(score)
         endpoint = self._describe("describe_endpoint", "EndpointName", name)
         changes, configs, models = [], [], []
         if endpoint is not None:
             configs.append(endpoint["EndpointConfigName"])
-            models += (self._config_models(configs[0]) or {}).get("ModelNames", [])
+            serving = self._config_models(configs[0]) or {}
+            models += serving.get("ModelNames", [])
+            if "InstanceType" in serving:  # only a variant with instances has a scalable instance count
+                changes += scaling_removals(name, *self._scaling(name), "deleted with its score")
             changes.append(deletion(ENDPOINT_KIND, name, "deleted with its score", {"EndpointConfigName": configs[0]}))
         configs += [c for c in self._names(score, "list_endpoint_configs", "EndpointConfigs", "c") if c not in configs]
         models += [m for m in self._names(score, "list_models", "Models", "m") if m not in models]
@@ -374,9 +610,11 @@ class Provisioner:
         return tuple(changes)
 
     def _send(self, changes: Iterable[Change]) -> None:
-        for change in changes:
-            for request in change.calls:
-                send(self.clients, request, sleep=self.sleep)
+        self._send_calls(request for change in changes for request in change.calls)
+
+    def _send_calls(self, requests: Iterable[Call]) -> None:
+        for request in requests:
+            send(self.clients, request, sleep=self.sleep)
 
     def _names(self, score: Score, method: str, field: str, kind: str) -> list[str]:
         """Names of the score's models or configs (by this tool's naming scheme), every page, sorted."""
@@ -393,11 +631,18 @@ class Provisioner:
                 return sorted(found)
 
     def _config_models(self, name: str) -> dict[str, Any] | None:
-        """An endpoint config as its models' names, or None when it does not exist."""
+        """An endpoint config as its models' names (and its variant's instance type, when it has instances), or None
+        when it does not exist."""
         config = self._describe("describe_endpoint_config", "EndpointConfigName", name)
         if config is None:
             return None
-        return {"ModelNames": [v["ModelName"] for v in config.get("ProductionVariants", [])]}
+        variants = config.get("ProductionVariants", [])
+        models = {"ModelNames": [v["ModelName"] for v in variants]}
+        return (
+            {**models, "InstanceType": variants[0]["InstanceType"]}
+            if variants and "InstanceType" in variants[0]
+            else models
+        )
 
     def _describe(self, method: str, argument: str, name: str) -> dict[str, Any] | None:
         return call(getattr(self.clients.sagemaker, method), name, absent=NOT_FOUND, **{argument: name})

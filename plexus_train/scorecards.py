@@ -1,9 +1,14 @@
-"""Scorecards and scores from local YAML, in both Plexus layouts:
+"""Scorecards and scores from local YAML, in the layouts Plexus writes:
 
-  scorecards/<anything>.yaml                   a whole scorecard: name, key, scores: [...]
-  scorecards/<Scorecard Name>/<Score Name>.yaml  one score per file; the directory names the scorecard
+  scorecards/<anything>.yaml                     a whole scorecard: name, key, ..., and its scores as a list
+                                                 (`scores: [...]`), a mapping from name to score (Plexus's older
+                                                 format) or nested in `sections: [{name, scores}]`
+  scorecards/<Scorecard Name>/<Score Name>.yaml  one score per file (as the Plexus API writes them, spaces and
+                                                 case kept); the directory names the scorecard
 
-Scorecards and scores are found by name or key. Keys follow Plexus's rule (see `key_of`).
+Scorecards and scores are found by name or key. Keys follow Plexus's rule (see `key_of`). Only the score asked
+for is checked (and, in a whole-scorecard file, the file's own fields): its siblings, of any class, block nothing.
+A score of a class this tool cannot train (a LangGraphScore, ...) is one line saying so.
 """
 
 from __future__ import annotations
@@ -14,29 +19,49 @@ from pathlib import Path
 from typing import Any
 
 from plexus_infra.core.errors import ManifestError, PlexusError, Problem
-from plexus_infra.core.yamldoc import YamlDocument, parse_yaml, read_text
+from plexus_infra.core.yamldoc import Path_, YamlDocument, parse_yaml, read_text
 from plexus_train.container.config import TrainingConfig
-from plexus_train.schemas import check
+from plexus_train.schemas import PLATEAU_SCHEDULE, canonical, check, in_scope
 
 SCORECARDS_DIR = Path("scorecards")
 NON_WORD = re.compile(r"\W+")
 MAX_KEY_BYTES = 200  # keys name directories and S3 key segments: stay well inside a file name's 255 bytes
+TRAINABLE = "BERTClassifier"
 
-# Score YAML field → TrainingConfig field, where the names differ (Plexus's YAML names are kept).
+# Score YAML setting (its documented name; schemas.ALIASES maps the other spellings) → TrainingConfig field.
 YAML_TO_CONFIG = {
     "embeddings_model": "embeddings_model",
     "embeddings_model_trainable_layers": "trainable_layers",
     "number_of_epochs": "epochs",
     "batch_size": "batch_size",
     "maximum_tokens_per_window": "max_tokens",
-    "dropout": "dropout",
+    "dropout_rate": "dropout",
     "learning_rate": "learning_rate",
-    "weight_decay": "weight_decay",
+    "l2_regularization_strength": "weight_decay",
     "warmup_ratio": "warmup_ratio",
-    "early_stopping_patience": "early_stopping_patience",
+    "early_stop_patience": "early_stopping_patience",
     "validation_fraction": "validation_fraction",
     "seed": "seed",
+    "warmup_learning_rate": "warmup_learning_rate",
+    "number_of_warmup_epochs": "warmup_epochs",
+    "number_of_plateau_epochs": "plateau_epochs",
+    "learning_rate_decay": "learning_rate_decay",
+    "start_from_end": "start_from_end",
+    "multiple_windows_aggregation": "window_pooling",
 }
+DEPLOYMENT_TARGETS = {"sagemaker_serverless": "serverless", "sagemaker_realtime": "realtime", "local": "local"}
+
+
+class UntrainableScore(PlexusError):
+    """The score exists but is of a class this tool cannot train (a LangGraphScore, ...)."""
+
+
+def a(noun: str) -> str:
+    """`a LangGraphScore`, `an ExplainableClassifier`: a class name with its article.
+
+    Example: `a("ExplainableClassifier") == "an ExplainableClassifier"`
+    """
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def key_of(name: str) -> str:
@@ -49,21 +74,43 @@ def key_of(name: str) -> str:
 
 @dataclass(frozen=True)
 class Deployment:
-    """Endpoint sizing: serverless memory (MB, 1024–6144 by 1024) and concurrency (1–200), or realtime
-    instance type and count."""
+    """How the score is served (the score's `deployment:` block; Plexus's defaults).
 
-    serverless_memory_mb: int = 2048
-    serverless_max_concurrency: int = 5
+    + type: `serverless`, `realtime`, or `local` (training.deployment_target: local, not provisioned)
+    + memory_mb, max_concurrency: a serverless endpoint (MB 1024–6144 by 1024; 1–200)
+    + instance_type, min_instances, max_instances: a realtime endpoint; more instances at most than at least
+      gets Application Auto Scaling, tracking `target_invocations` per instance per minute
+    + scale_in_cooldown, scale_out_cooldown: seconds between scaling steps
+    """
+
+    type: str = "serverless"
+    memory_mb: int = 4096
+    max_concurrency: int = 10
     instance_type: str = "ml.m5.large"
-    instance_count: int = 1
+    min_instances: int = 1
+    max_instances: int | None = None
+    target_invocations: float = 1.0
+    scale_in_cooldown: int = 300
+    scale_out_cooldown: int = 60
+
+    @property
+    def most_instances(self) -> int:
+        """`max_instances`, which defaults to `min_instances` (no autoscaling)."""
+        return self.min_instances if self.max_instances is None else self.max_instances
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.type == "realtime" and self.most_instances > self.min_instances
 
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """Where the score trains and deploys; the SageMaker fields matter only for SageMaker."""
+    """Where the score trains; the SageMaker fields matter only for SageMaker. `type` is Plexus's training type
+    (`ml`, the only one trained here)."""
 
+    type: str = "ml"
     platform: str = "local"
-    deployment_target: str = "local"
+    deployment_target: str | None = None
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = 1
     volume_size_gb: int = 30
@@ -71,12 +118,17 @@ class TrainingSettings:
     image_uri: str | None = None
     inference_image_uri: str | None = None
     framework_version: str = "2.6"  # transformers 5 needs torch >= 2.6; AWS publishes 2.6 images for py312
-    deployment: Deployment = field(default_factory=Deployment)
 
 
 @dataclass(frozen=True)
 class Score:
-    """One score of one scorecard, with everything needed to train and deploy it."""
+    """One score of one scorecard, with everything needed to train and deploy it.
+
+    + data: the score's `data:` (a data source's name or path, or Plexus's data mapping), None when absent
+    + data_at: `file:line:column` of `data.class` (else of `data`), for messages about where the data is
+    + text_column: the score's own, else its scorecard's `transcript_column`
+    + label_column: the score's own; else the data decides (`datasources.label_candidates`)
+    """
 
     scorecard_name: str
     scorecard_key: str
@@ -85,9 +137,14 @@ class Score:
     source: str
     config: TrainingConfig
     training: TrainingSettings
-    data: str | None = None
+    deployment: Deployment = field(default_factory=Deployment)
+    data: str | dict[str, Any] | None = None
+    data_at: str = ""
     text_column: str | None = None
     label_column: str | None = None
+    label_score_name: str | None = None
+    label_field: str | None = None
+    number_of_classes: int | None = None
 
     @property
     def path(self) -> str:
@@ -100,6 +157,11 @@ class Score:
         platform = given.pop("platform", None)
         score = replace(self, config=replace(self.config, **given))
         return replace(score, training=replace(score.training, platform=platform)) if platform else score
+
+    def with_deployment(self, **changes: Any) -> Score:
+        """Apply command-line deployment overrides (Deployment fields); None means 'not given'."""
+        given = {name: value for name, value in changes.items() if value is not None}
+        return replace(self, deployment=replace(self.deployment, **given)) if given else self
 
 
 @dataclass(frozen=True)
@@ -138,19 +200,95 @@ class _Unreadable:
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class ScoreEntry:
+    """One score as a scorecard holds it, before it is checked.
+
+    + doc, path: the document and where the score is in it (`()`: the whole document, the per-score layout)
+    + name: its `name`, or in a mapping of scores, its key there
+    + named: False in a mapping of scores (the key names the score)
+    """
+
+    doc: YamlDocument
+    path: Path_
+    name: str
+    named: bool = True
+
+    @property
+    def data(self) -> dict[str, Any]:
+        value = self.doc.data
+        for part in self.path:
+            value = value[part]
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def score_class(self) -> Any:
+        return self.data.get("class")
+
+    @property
+    def key(self) -> str:
+        return str(self.data.get("key") or key_of(self.name))
+
+    @property
+    def place(self) -> str:
+        """Where the score is: its file, and the line for a whole-scorecard file (which holds several)."""
+        line = self.doc.locate(self.path)[0] if self.path else None
+        return f"{self.doc.file}:{line}" if line is not None else self.doc.file
+
+
+@dataclass(frozen=True)
+class Scorecard:
     """A scorecard found on disk: its name, key, where it is (`where`: its file, or its directory and `/` for the
-    per-score layout), where each of its scores lives in which document, and its files that could not be read."""
+    per-score layout), its scores, its files that could not be read, and the defaults it gives its scores.
+
+    + transcript_column: Plexus's scorecard-level text column, for scores that name none
+    """
 
     name: str
     key: str
     where: str
-    scores: list[tuple[YamlDocument, tuple[str | int, ...]]]
+    entries: list[ScoreEntry]
     unreadable: list[_Unreadable] = field(default_factory=list)
+    transcript_column: str | None = None
+
+    def entry(self, wanted: str) -> ScoreEntry:
+        """The one score named or keyed `wanted`; an unparsable file that is, by its name or path, that score
+        reports its problems."""
+        found = [entry for entry in self.entries if _matches(wanted, entry.name, entry.key)]
+        broken = [b for b in self.unreadable if b.matches(wanted)]
+        if len(found) + len(broken) > 1:
+            places = ", ".join([*(entry.place for entry in found), *(str(b.path) for b in broken)])
+            count = len(found) + len(broken)
+            raise PlexusError(f"scorecard {self.name!r} has {count} scores matching {wanted!r}: {places}; give its key")
+        if broken:
+            raise broken[0].error
+        if not found:
+            names = sorted(entry.name for entry in self.entries)
+            raise PlexusError(
+                f"scorecard {self.name!r} has no score {wanted!r}; it has: {', '.join(names) or 'none'}"
+                + _also(self.unreadable)
+            )
+        return found[0]
+
+    def score(self, entry: ScoreEntry) -> Score:
+        """The entry as a Score, checked: UntrainableScore for a class this tool does not train, ManifestError with
+        every problem of the score (and of the file's own fields) located file:line:column."""
+        score_class = entry.score_class
+        if isinstance(score_class, str) and score_class and score_class != TRAINABLE:
+            raise UntrainableScore(f"{entry.name!r} is {a(score_class)}; plexus train trains {TRAINABLE} scores")
+        # Loading went on past these (duplicate keys, ...) to find names; the ones in this score (or in the file's
+        # own fields) are its problems.
+        problems = [p for p in entry.doc.problems if in_scope(p.field, entry.path)]
+        if problems:
+            raise ManifestError(problems)
+        check(entry.doc, "score", entry.path, named=entry.named)
+        if not entry.named and entry.data.get("name", entry.name) != entry.name:
+            message = f"differs from the score's key in scores ({entry.name!r}), which names it"
+            raise ManifestError([entry.doc.problem((*entry.path, "name"), message)])
+        return _score(self, entry)
 
 
 def find_score(scorecard: str, score: str, root: Path = SCORECARDS_DIR) -> Score:
-    """The score named (or keyed) `score` in the scorecard named (or keyed) `scorecard`, validated.
+    """The score named (or keyed) `score` in the scorecard named (or keyed) `scorecard`, checked.
 
     Files that cannot be parsed, and files that parse but do not validate, stop a lookup only when they are
     what was asked for: the file holding the score found, or an unparsable file whose top-level name or key
@@ -158,42 +296,22 @@ def find_score(scorecard: str, score: str, root: Path = SCORECARDS_DIR) -> Score
     path (`scorecards/<Scorecard>/<Score>.yaml`) always names its score. Otherwise they are passed by, and
     named in the error when the scorecard or score is not found elsewhere.
     """
+    card = find_scorecard(scorecard, root)
+    return card.score(card.entry(score))
+
+
+def find_scorecard(scorecard: str, root: Path = SCORECARDS_DIR) -> Scorecard:
+    """The scorecard named (or keyed) `scorecard`, with its scores unchecked (`Scorecard.score` checks one)."""
     cards, unreadable = _scorecards(root)
-    card = _pick(scorecard, cards, unreadable, root)
-    found = [
-        (doc, path)
-        for doc, path in card.scores
-        if isinstance(_at(doc, path), dict)
-        and _matches(score, str(_at(doc, path).get("name", "")), _score_key(_at(doc, path)))
-    ]
-    broken = [b for b in card.unreadable if b.matches(score)]
-    if len(found) + len(broken) > 1:
-        places = ", ".join([*(_place(doc, path) for doc, path in found), *(str(b.path) for b in broken)])
-        raise PlexusError(
-            f"scorecard {card.name!r} has {len(found) + len(broken)} scores matching {score!r}: {places}; give its key"
-        )
-    # An unparsable file that is, by its name or its path, the score asked for?
-    if broken:
-        raise broken[0].error
-    if not found:
-        names = sorted(str(_at(doc, path).get("name")) for doc, path in card.scores if isinstance(_at(doc, path), dict))
-        raise PlexusError(
-            f"scorecard {card.name!r} has no score {score!r}; it has: {', '.join(names) or 'none'}"
-            + _also(card.unreadable)
-        )
-    doc, path = found[0]
-    if doc.problems:  # loading went on past them (duplicate keys, …) to find names; the score asked for has them
-        raise ManifestError(list(doc.problems))
-    check(doc, "scorecard" if path else "score")
-    return _score(card, doc, path)
+    return _pick(scorecard, cards, unreadable, root)
 
 
-def _scorecards(root: Path) -> tuple[list[_Candidate], list[_Unreadable]]:
+def _scorecards(root: Path) -> tuple[list[Scorecard], list[_Unreadable]]:
     """Every scorecard under `root`, and every file there that could not be parsed (a per-score file's is also
     listed on its directory's scorecard)."""
     if not root.is_dir():
         raise PlexusError(f"no {root}/ directory here; run plexus from the project directory")
-    cards: list[_Candidate] = []
+    cards: list[Scorecard] = []
     unreadable: list[_Unreadable] = []
     for path in sorted(root.glob("*.y*ml")):
         doc = _load(path, "scorecard", per_score=False)
@@ -202,16 +320,47 @@ def _scorecards(root: Path) -> tuple[list[_Candidate], list[_Unreadable]]:
             continue
         data = doc.data if isinstance(doc.data, dict) else {}
         name = str(data.get("name", path.stem))
-        scores = data.get("scores") if isinstance(data.get("scores"), list) else []
-        places = [(doc, ("scores", i)) for i in range(len(scores))]
-        cards.append(_Candidate(name, str(data.get("key") or key_of(name)), str(path), places))
+        transcript = data.get("transcript_column") if isinstance(data.get("transcript_column"), str) else None
+        key = str(data.get("key") or key_of(name))
+        cards.append(Scorecard(name, key, str(path), _entries(doc), transcript_column=transcript))
     for directory in sorted(p for p in root.iterdir() if p.is_dir()):
         loaded = [_load(path, "score", per_score=True) for path in sorted(directory.glob("*.y*ml"))]
-        docs = [(doc, ()) for doc in loaded if isinstance(doc, YamlDocument)]
+        entries = [
+            ScoreEntry(doc, (), str(doc.data.get("name", "")) if isinstance(doc.data, dict) else "")
+            for doc in loaded
+            if isinstance(doc, YamlDocument)
+        ]
         broken = [doc for doc in loaded if isinstance(doc, _Unreadable)]
         unreadable += broken
-        cards.append(_Candidate(directory.name, key_of(directory.name), f"{directory}/", docs, broken))
+        cards.append(Scorecard(directory.name, key_of(directory.name), f"{directory}/", entries, broken))
     return cards, unreadable
+
+
+def _entries(doc: YamlDocument) -> list[ScoreEntry]:
+    """The scores of a whole-scorecard file: `scores` (a list, or a mapping keyed by name) and each section's."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    places: list[Path_] = [("scores",)]
+    sections = data.get("sections")
+    if isinstance(sections, list):
+        places += [("sections", i, "scores") for i, section in enumerate(sections) if isinstance(section, dict)]
+    entries: list[ScoreEntry] = []
+    for place in places:
+        scores: Any = data
+        for part in place:
+            scores = scores.get(part) if isinstance(scores, dict) else scores[part]
+        if isinstance(scores, list):
+            entries += [
+                ScoreEntry(doc, (*place, i), str(score.get("name", "")))
+                for i, score in enumerate(scores)
+                if isinstance(score, dict)
+            ]
+        elif isinstance(scores, dict):
+            entries += [
+                ScoreEntry(doc, (*place, name), name, named=False)
+                for name, score in scores.items()
+                if isinstance(name, str) and isinstance(score, dict | None)
+            ]
+    return entries
 
 
 def _load(path: Path, what: str, *, per_score: bool) -> YamlDocument | _Unreadable:
@@ -266,7 +415,7 @@ def _salvage(text: str) -> tuple[str | None, str | None]:
     return found.get("name"), found.get("key")
 
 
-def _pick(wanted: str, cards: list[_Candidate], unreadable: list[_Unreadable], root: Path) -> _Candidate:
+def _pick(wanted: str, cards: list[Scorecard], unreadable: list[_Unreadable], root: Path) -> Scorecard:
     matching = [c for c in cards if _matches(wanted, c.name, c.key)]
     # Unparsable whole-scorecard files that are, by their salvaged name or key or their file name, the one asked for
     broken = [b for b in unreadable if not b.per_score and b.matches(wanted)]
@@ -288,43 +437,36 @@ def _also(unreadable: list[_Unreadable]) -> str:
     return f" ({'; '.join(map(str, unreadable))})" if unreadable else ""
 
 
-def _place(doc: YamlDocument, path: tuple[str | int, ...]) -> str:
-    """Where a score is: its file, and the line for a whole-scorecard file (which holds several)."""
-    line = doc.locate(path)[0] if path else None
-    return f"{doc.file}:{line}" if line is not None else doc.file
-
-
 def _matches(wanted: str, name: str, key: str) -> bool:
     return wanted in (name, key) or key_of(wanted) == key
 
 
-def _score_key(data: dict[str, Any]) -> str:
-    return str(data.get("key") or key_of(str(data.get("name", ""))))
-
-
-def _at(doc: YamlDocument, path: tuple[str | int, ...]) -> Any:
-    value = doc.data
-    for part in path:
-        value = value[part]
-    return value
-
-
-def _score(card: _Candidate, doc: YamlDocument, path: tuple[str | int, ...]) -> Score:
-    data = _at(doc, path)
+def _score(card: Scorecard, entry: ScoreEntry) -> Score:
+    """A checked entry as a Score: settings by their documented names, Plexus's schedule when any of its fields
+    is given, windows when `multiple_windows` (else one window), the deployment block with its defaults."""
+    doc, path = entry.doc, entry.path
+    data = canonical(entry.data)
     config = TrainingConfig(**{YAML_TO_CONFIG[k]: v for k, v in data.items() if k in YAML_TO_CONFIG})
+    schedule = "plateau" if any(name in data for name in PLATEAU_SCHEDULE) else "linear"
+    windows = data.get("maximum_windows", 0) if data.get("multiple_windows") else 1
+    config = replace(config, schedule=schedule, max_windows=windows)
     training = dict(data.get("training", {}))
-    deployment = Deployment(**training.pop("deployment", {}))
     score = Score(
         scorecard_name=card.name,
         scorecard_key=card.key,
-        name=data["name"],
-        key=_score_key(data),
+        name=entry.name,
+        key=entry.key,
         source=doc.file,
         config=config,
-        training=TrainingSettings(**training, deployment=deployment),
+        training=TrainingSettings(**training),
+        deployment=_deployment(data, training),
         data=data.get("data"),
-        text_column=data.get("text_column"),
+        data_at=_where(doc, (*path, "data", "class")),
+        text_column=data.get("text_column") or card.transcript_column,
         label_column=data.get("label_column"),
+        label_score_name=data.get("label_score_name"),
+        label_field=data.get("label_field"),
+        number_of_classes=data.get("number_of_classes"),
     )
     if _bad_key(card.key):
         if path:  # a whole-scorecard file: its name gave the key
@@ -334,8 +476,23 @@ def _score(card: _Candidate, doc: YamlDocument, path: tuple[str | int, ...]) -> 
             problem = Problem(folder, None, None, "", f"the directory name gives {_bad_key(card.key)}; rename it")
         raise ManifestError([problem])
     if _bad_key(score.key):
-        raise ManifestError([doc.problem((*path, "name"), f"the score's name gives {_bad_key(score.key)}; set key")])
+        where = (*path, "name") if entry.named else path
+        raise ManifestError([doc.problem(where, f"the score's name gives {_bad_key(score.key)}; set key")])
     return score
+
+
+def _deployment(data: dict[str, Any], training: dict[str, Any]) -> Deployment:
+    """The `deployment:` block over Plexus's defaults; without a `type`, `training.deployment_target` says it."""
+    block = canonical(dict(data.get("deployment") or {}), "deployment")
+    target = training.get("deployment_target")
+    if "type" not in block and target in DEPLOYMENT_TARGETS:
+        block["type"] = DEPLOYMENT_TARGETS[target]
+    return Deployment(**block)
+
+
+def _where(doc: YamlDocument, path: Path_) -> str:
+    line, column = doc.locate(path)
+    return f"{doc.file}:{line}:{column or 1}" if line is not None else doc.file
 
 
 def _bad_key(key: str) -> str | None:

@@ -8,11 +8,13 @@ Names, labels, paths and AWS messages are data, never rich markup: everything sh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plexus_infra.core.console import console, escape
 from plexus_infra.plan import CREATE, DELETE, REPLACE, SYMBOLS, UPDATE, Change, Plan, summary_line
-from plexus_train.container.reporting import EpochResult, epoch_line
+from plexus_train.container.reporting import EpochResult, StepCounter, epoch_line
 from plexus_train.provision import NOUNS
 
 if TYPE_CHECKING:
@@ -32,12 +34,15 @@ PAST_TENSE = {CREATE: "created", UPDATE: "updated", DELETE: "deleted", REPLACE: 
 
 
 class RichProgress:
-    """Training progress on the terminal (a container.reporting.Reporter for `train_classifier`)."""
+    """Training progress on the terminal (a container.reporting.Reporter for `train_classifier`); with `verbose`, a
+    line per optimizer step too."""
 
-    def __init__(self, out: Console):
+    def __init__(self, out: Console, verbose: bool = False):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = out
+        self.verbose = verbose
+        self.steps = StepCounter()
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -51,14 +56,19 @@ class RichProgress:
         self.batches: TaskID | None = None
 
     def start(self, epochs: int, batches_per_epoch: int) -> None:
+        self.steps.start(batches_per_epoch)
         self.progress.start()
         self.epochs = self.progress.add_task("epochs", total=epochs, loss="")
         self.batches = self.progress.add_task("batches", total=batches_per_epoch, loss="")
 
-    def batch(self, loss: float) -> None:
+    def batch(self, loss: float, learning_rate: float) -> None:
+        line = self.steps.line(loss, learning_rate)
+        if self.verbose:
+            self.progress.console.print(line)
         self.progress.update(self.batches, advance=1, loss=f"loss {loss:.4f}")
 
     def epoch(self, result: EpochResult) -> None:
+        self.steps.next_epoch()
         self.progress.console.print(epoch_line(result))
         self.progress.update(self.epochs, advance=1)
         self.progress.reset(self.batches)
@@ -98,10 +108,80 @@ def print_trained(location: str) -> None:
     console().print(f"[green]✓[/] model: {escape(location)}")
 
 
+def print_forgotten(directory: Path | None) -> None:
+    """What `--fresh` removed before training."""
+    if directory is not None:
+        console().print(f"--fresh: removed {escape(str(directory))}/, the model an earlier run left")
+
+
+@dataclass(frozen=True)
+class TrainingRow:
+    """One score's line in the table that ends `plexus train --scorecard X` (every score).
+
+    + status: trained, skipped (a class this tool does not train) or failed
+    + why: for a score not trained, why not
+    """
+
+    score: str
+    status: str
+    examples: int | None = None
+    classes: int | None = None
+    f1: float | None = None
+    model: str = ""
+    why: str = ""
+
+
+STATUS_STYLES = {"trained": "green", "skipped": "dim", "failed": "red"}
+
+
+def print_skipped(note: str) -> None:
+    console().print(f"[dim]skipped: {escape(note)}[/]")
+
+
+def first_line(failure: BaseException) -> str:
+    """A failure as it fits a table cell: its first line, and how many more problems it has."""
+    lines = str(failure).splitlines() or [type(failure).__name__]
+    return lines[0] + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else "")
+
+
+def print_failure(score: str, failure: BaseException) -> None:
+    for line in str(failure).splitlines():
+        console().print(f"[red]failed:[/] {escape(score)}: {escape(line)}")
+
+
+def print_training_table(scorecard: str, rows: list[TrainingRow]) -> None:
+    """Every score of the scorecard: what happened, its examples and classes, the best macro-F1, where the model
+    went (or why there is none)."""
+    from rich.table import Table
+
+    table = Table("score", "status", "examples", "classes", "best macro-F1", "model", title=escape(scorecard))
+    for row in rows:
+        table.add_row(
+            escape(row.score),
+            f"[{STATUS_STYLES[row.status]}]{row.status}[/]",
+            "" if row.examples is None else str(row.examples),
+            "" if row.classes is None else str(row.classes),
+            "" if row.f1 is None else f"{row.f1:.3f}",
+            escape(row.model or row.why),
+        )
+    console().print(table)
+
+
 # --- predictions ---------------------------------------------------------------------------------------------
 
 
-def print_predictions(rows: list[dict[str, Any]]) -> None:
+def print_predictions(rows: list[dict[str, Any]], form: str = "table") -> None:
+    """Each text with its prediction: a table, or (machine output, plain) JSON or YAML lists of those objects."""
+    if form == "json":
+        import json
+
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if form == "yaml":
+        import yaml
+
+        print(yaml.safe_dump(rows, allow_unicode=True, sort_keys=False, width=10_000), end="")
+        return
     from rich.table import Table
 
     table = Table("text", "value", "confidence")
@@ -179,6 +259,11 @@ def print_endpoint(endpoint: dict[str, Any]) -> None:
     out.print(f"  config {escape(endpoint['EndpointConfigName'])}")
     for production in endpoint["ProductionVariants"]:
         out.print(f"  variant {escape(production['VariantName'])}: model {escape(production['ModelName'])}")
+    scaling = endpoint.get("Autoscaling")
+    if scaling:
+        target = scaling.get("TargetValue")
+        tracking = f", tracking {target:g} invocations per instance" if target is not None else ""
+        out.print(f"  autoscaling: {scaling['MinCapacity']}–{scaling['MaxCapacity']} instances{tracking}")
 
 
 def print_deleted(changes: tuple[Change, ...], endpoint: str) -> None:

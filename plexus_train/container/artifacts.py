@@ -102,7 +102,7 @@ def load_classifier(directory: Path) -> LoadedClassifier:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise damaged(f"{ENCODER}/ cannot be loaded ({_first_line(exc)})") from None
     check_tokenizer(tokenizer, getattr(encoder.config, "vocab_size", None), f"{directory}: damaged model: {ENCODER}/")
-    model = BERTClassifier(encoder, len(labels), hyperparameters.dropout)
+    model = BERTClassifier(encoder, len(labels), hyperparameters.dropout, hyperparameters.window_pooling)
     try:
         state = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
     except FileNotFoundError:

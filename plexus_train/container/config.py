@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plexus_train.container.windows import Windowing
+
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
@@ -36,6 +38,9 @@ def is_local_dir(name: str) -> bool:
         return False
 
 
+SCHEDULES = ("linear", "plateau")
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """How to build and train a BERTClassifier.
@@ -45,6 +50,11 @@ class TrainingConfig:
       the embeddings); the rest stay frozen
     + validation_fraction: share of each class held out for validation (stratified, fixed seed)
     + early_stopping_patience: epochs without a lower validation loss before training stops
+    + learning_rate: the rate after warmup: the peak of the `linear` schedule, the plateau of the `plateau` one
+    + schedule: `linear` (warm up over `warmup_ratio` of the steps, then fall linearly to zero) or `plateau`
+      (Plexus's: from `warmup_learning_rate` up to `learning_rate` over `warmup_epochs`, held for
+      `plateau_epochs`, then times `learning_rate_decay` per epoch; `learning_rate_at`)
+    + max_tokens, max_windows, start_from_end, window_pooling: how texts become windows (`windows.Windowing`)
     """
 
     embeddings_model: str = "distilbert-base-uncased"
@@ -61,6 +71,18 @@ class TrainingConfig:
     seed: int = 42
     text_column: str = "text"
     label_column: str = "label"
+    schedule: str = "linear"
+    warmup_learning_rate: float = 0.0
+    warmup_epochs: int = 0
+    plateau_epochs: int = 0
+    learning_rate_decay: float = 0.95
+    max_windows: int = 1
+    start_from_end: bool = False
+    window_pooling: str = "max"
+
+    @property
+    def windowing(self) -> Windowing:
+        return Windowing(self.max_tokens, self.max_windows, self.start_from_end, self.window_pooling)
 
     def to_hyperparameters(self) -> dict[str, str]:
         """SageMaker's HyperParameters map: str → JSON-encoded str."""

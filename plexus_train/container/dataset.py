@@ -71,9 +71,9 @@ def to_dataset(
     """
     missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
-        shown = ", ".join(map(_column, columns[:MAX_SHOWN_COLUMNS]))
-        shown += ", …" if len(columns) > MAX_SHOWN_COLUMNS else ""
-        raise DataError(f"{source}: no column {', '.join(map(repr, missing))}; the columns are: {shown or 'none'}")
+        raise DataError(
+            f"{source}: no column {', '.join(map(repr, missing))}; the columns are: {shown_columns(columns)}"
+        )
     rows = list(rows)
     if not rows:
         raise DataError(f"{source}: no data rows")
@@ -104,6 +104,13 @@ def to_dataset(
             f"{source}: class(es) {', '.join(map(repr, rare))} have one example; each class needs at least 2"
         )
     return Dataset(tuple(texts), tuple(labels), source, text_column, label_column)
+
+
+def shown_columns(columns: Sequence[Any]) -> str:
+    """A file's columns for a one-line message: the first MAX_SHOWN_COLUMNS, each plain or quoted (`_column`)."""
+    shown = ", ".join(map(_column, columns[:MAX_SHOWN_COLUMNS]))
+    shown += ", …" if len(columns) > MAX_SHOWN_COLUMNS else ""
+    return shown or "none"
 
 
 def _is_text(value: Any) -> bool:

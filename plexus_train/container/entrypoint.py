@@ -1,7 +1,7 @@
 """SageMaker script-mode training: the same training code as `plexus train --platform local`, driven by the
 variables SageMaker sets in the container.
 
-  SM_HPS            JSON hyperparameters (TrainingConfig fields + plexus_scorecard, plexus_score)
+  SM_HPS            JSON hyperparameters (TrainingConfig fields + plexus_scorecard, plexus_score, plexus_verbose)
   SM_CHANNEL_TRAIN  directory holding the `train` channel (data.csv)
   SM_MODEL_DIR      where the artifacts go (SageMaker tars it to model.tar.gz)
   SM_OUTPUT_DATA_DIR  extra outputs (training_history.json is copied here)
@@ -29,6 +29,7 @@ BASE_MODEL_DIR = "base_model"
 DATA_FILE = "data.csv"
 SCORECARD_HP = "plexus_scorecard"
 SCORE_HP = "plexus_score"
+VERBOSE_HP = "plexus_verbose"  # true: a log line per optimizer step (`plexus train --verbose`)
 
 
 def resolve_base_model(name: str, code_dir: Path) -> str:
@@ -52,7 +53,8 @@ def run(environ: Mapping[str, str], code_dir: Path) -> Path:
     columns, rows = read_csv(data_path.read_bytes(), str(data_path))
     dataset = to_dataset(columns, rows, str(data_path), config.text_column, config.label_column)
     print(f"{len(dataset.texts)} examples: {dataset.class_counts()}", flush=True)
-    trained = train_classifier(dataset.texts, dataset.labels, config, LogReporter())
+    reporter = LogReporter(verbose=hyperparameters.get(VERBOSE_HP) in (True, "true"))
+    trained = train_classifier(dataset.texts, dataset.labels, config, reporter)
     identity = {
         "scorecard": str(hyperparameters.get(SCORECARD_HP, "")),
         "score": str(hyperparameters.get(SCORE_HP, "")),

@@ -1,19 +1,36 @@
 """Inference handlers in SageMaker's PyTorch serving contract, also used by `plexus predict` locally, so the
 endpoint and the command line answer alike.
 
-Request: JSON `{"text": "..."}`. Response: JSON `{"value": label, "confidence": p, "probabilities": {label: p}}`.
+Request: JSON `{"text": "..."}` (one text) or `{"text": ["...", "..."]}` (a batch). Response: for one text,
+`{"value": label, "confidence": p, "probabilities": {label: p}}`; for a batch, a list of those, in order. Texts
+become windows exactly as in training (`windows.encode_texts`, the model's own window settings).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from plexus_train.container.artifacts import LoadedClassifier
 
 JSON = "application/json"
+MAX_BATCH = 1000  # texts per request: a request is held in memory whole, and its answer too
+
+
+class Request(TypedDict):
+    """What input_fn decodes: the texts, and whether they came as a list (then the answer is a list)."""
+
+    texts: list[str]
+    batch: bool
+
+
+class Answer(TypedDict):
+    """What predict_fn answers: one prediction per text, and whether the request was a batch."""
+
+    predictions: list[dict[str, Any]]
+    batch: bool
 
 
 def model_fn(model_dir: str) -> LoadedClassifier:
@@ -24,32 +41,42 @@ def model_fn(model_dir: str) -> LoadedClassifier:
     return load_classifier(Path(model_dir))
 
 
-def input_fn(request_body: str | bytes, content_type: str = JSON) -> list[str]:
-    """Decode one request into the texts to classify."""
+def input_fn(request_body: str | bytes, content_type: str = JSON) -> Request:
+    """Decode one request: `{"text": "..."}` or `{"text": [...]}`, every text non-empty."""
     if content_type.split(";")[0].strip() != JSON:
         raise ValueError(f"unsupported content type {content_type!r}; send {JSON}")
     body = json.loads(request_body)
     text = body.get("text") if isinstance(body, dict) else None
-    if not isinstance(text, str):
-        raise ValueError('the request must be a JSON object {"text": "..."} with a string text')
+    if isinstance(text, str):
+        return {"texts": [_checked(text, "the text")], "batch": False}
+    if isinstance(text, list) and text and all(isinstance(item, str) for item in text):
+        if len(text) > MAX_BATCH:
+            raise ValueError(f"the request holds {len(text)} texts; send at most {MAX_BATCH} at once")
+        return {"texts": [_checked(item, f"text {i}") for i, item in enumerate(text)], "batch": True}
+    raise ValueError('the request must be a JSON object {"text": "..."} or {"text": ["...", ...]} with string texts')
+
+
+def _checked(text: str, what: str) -> str:
     if not text.strip():
-        raise ValueError(
-            "the text is empty or only whitespace; training refuses those, so there is nothing to classify"
-        )
-    return [text]
+        raise ValueError(f"{what} is empty or only whitespace; training refuses those, so there is nothing to classify")
+    return text
 
 
-def predict_fn(texts: list[str], model: LoadedClassifier) -> list[dict[str, Any]]:
-    """Classify `texts`; one {"value", "confidence", "probabilities"} per text."""
+def predict_fn(request: Request, model: LoadedClassifier) -> Answer:
+    """Classify the request's texts, `batch_size` at a time; one {"value", "confidence", "probabilities"} each."""
     import torch
 
-    from plexus_train.container.model import tokenize
+    from plexus_train.container.windows import batched, encode_texts
 
+    texts = request["texts"]
+    encoded = encode_texts(model.tokenizer, texts, model.config.windowing)
+    pad = model.tokenizer.pad_token_id or 0
+    rows: list[list[float]] = []
     with torch.no_grad():
-        batch = tokenize(model.tokenizer, texts, model.config.max_tokens)
-        probabilities = torch.softmax(model.model(batch["input_ids"], batch["attention_mask"]), dim=-1)
+        for _, batch in batched(encoded, range(len(texts)), model.config.batch_size, pad):
+            rows += torch.softmax(model.model.logits(batch), dim=-1).tolist()
     predictions = []
-    for row in probabilities.tolist():
+    for row in rows:
         best = max(range(len(row)), key=row.__getitem__)
         predictions.append(
             {
@@ -58,11 +85,12 @@ def predict_fn(texts: list[str], model: LoadedClassifier) -> list[dict[str, Any]
                 "probabilities": {label: round(p, 6) for label, p in zip(model.labels, row, strict=True)},
             }
         )
-    return predictions
+    return {"predictions": predictions, "batch": request["batch"]}
 
 
-def output_fn(predictions: list[dict[str, Any]], accept: str = JSON) -> str:
-    """Encode the prediction of a single-text request (input_fn always gives exactly one text)."""
+def output_fn(answer: Answer, accept: str = JSON) -> str:
+    """Encode the answer: one object for a one-text request, a list for a batch."""
     if accept.split(";")[0].strip() not in (JSON, "*/*"):
         raise ValueError(f"unsupported accept type {accept!r}; ask for {JSON}")
-    return json.dumps(predictions[0])
+    predictions = answer["predictions"]
+    return json.dumps(predictions if answer["batch"] else predictions[0])

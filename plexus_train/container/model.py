@@ -1,9 +1,11 @@
-"""BERTClassifier: a Hugging Face encoder, mean-pooled, then dropout and a linear head for any number of
-classes. Only the encoder's last N layers are fine-tuned: small data cannot move a whole encoder well, and
-frozen layers cost no optimizer state."""
+"""BERTClassifier: a Hugging Face encoder over each window of a text, each window mean-pooled, the windows of a
+text pooled into one vector (`windows.pool_windows`), then dropout and a linear head for any number of classes.
+Only the encoder's last N layers are fine-tuned: small data cannot move a whole encoder well, and frozen layers
+cost no optimizer state."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,27 +14,41 @@ from torch import nn
 
 from plexus_train.container.config import looks_like_path
 from plexus_train.container.errors import ContainerError
+from plexus_train.container.windows import WindowBatch, pool_windows
 
 
 class BERTClassifier(nn.Module):
     """+ encoder: a transformers AutoModel
     + classes: number of labels (2 or more)
     + dropout: dropout before the head
+    + pooling: how a text's window vectors become one (`max` or `mean`; `windows.pool_windows`)
     """
 
-    def __init__(self, encoder: Any, classes: int, dropout: float):
+    def __init__(self, encoder: Any, classes: int, dropout: float, pooling: str = "max"):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, classes)
+        self.pooling = pooling
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Logits, shape (batch, classes). Mean pooling over real tokens suits both BERT-style encoders and
-        sentence encoders (MiniLM), whose [CLS] token is not trained as a summary."""
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, windows_per_text: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        """Logits, shape (texts, classes), from (windows, tokens) ids and masks whose consecutive rows are the
+        windows of each text (`windows_per_text`; None: one window per text). Mean pooling over real tokens suits
+        both BERT-style encoders and sentence encoders (MiniLM), whose [CLS] token is not trained as a summary."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        if windows_per_text is not None:
+            pooled = pool_windows(pooled, windows_per_text, self.pooling)
         return self.head(self.dropout(pooled))
+
+    def logits(self, batch: WindowBatch) -> torch.Tensor:
+        """Logits of a batch of windowed texts (`windows.collate`), on the model's device: the one call training,
+        validation and the inference handlers make."""
+        here = self.head.weight.device
+        return self(batch.input_ids.to(here), batch.attention_mask.to(here), batch.windows_per_text)
 
     def freeze_all_but_last(self, layers: int) -> None:
         """Freeze the encoder except its last `layers` layers; asking for all of them unfreezes everything."""
@@ -56,12 +72,6 @@ def encoder_layers(encoder: nn.Module) -> list[nn.Module]:
     if not stacks:
         raise ValueError(f"cannot find the transformer layers of {type(encoder).__name__}")
     return list(max(stacks, key=len))
-
-
-def tokenize(tokenizer: Any, texts: list[str], max_tokens: int) -> dict[str, torch.Tensor]:
-    """One padded batch of token ids and attention masks, truncated to `max_tokens`."""
-    encoded = tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
-    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
 
 # Common words in many languages' scripts and digits: a real vocabulary knows some of them.

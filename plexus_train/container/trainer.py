@@ -1,4 +1,6 @@
-"""The training loop: stratified split, AdamW, warmup then linear decay, early stopping on validation loss.
+"""The training loop: stratified split, AdamW, a learning-rate schedule (linear warmup and decay, or Plexus's
+warmup-plateau-decay by epochs), early stopping on validation loss. Texts become windows once, up front
+(`windows.encode_texts`), exactly as the inference handlers make them.
 
 Progress goes to a Reporter, so the same loop drives a rich display on a terminal and plain log lines in a
 SageMaker container (where CloudWatch keeps them).
@@ -21,6 +23,7 @@ from plexus_train.container.metrics import classification_metrics
 from plexus_train.container.model import BERTClassifier, load_encoder
 from plexus_train.container.reporting import EpochResult, Reporter, SilentReporter
 from plexus_train.container.split import stratified_split
+from plexus_train.container.windows import EncodedText, batched, encode_texts
 
 
 @dataclass
@@ -42,8 +45,9 @@ class TrainedClassifier:
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Learning-rate multiplier for optimizer step `step` (0-based): a linear rise over the `warmup_steps` first
-    steps, the peak 1 at step `warmup_steps` (once), then a linear fall that would reach 0 at `total_steps`.
+    """The `linear` schedule's learning-rate multiplier for optimizer step `step` (0-based): a linear rise over the
+    `warmup_steps` first steps, the peak 1 at step `warmup_steps` (once), then a linear fall that would reach 0 at
+    `total_steps`.
 
     Example: `[lr_factor(s, 2, 6) for s in range(6)] == [1/3, 2/3, 1.0, 0.75, 0.5, 0.25]`
     """
@@ -53,17 +57,38 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return max(0.0, (total_steps - step) / remaining) if remaining > 0 else 1.0
 
 
-def batches(token_ids: Sequence[Sequence[int]], targets: torch.Tensor, order: Sequence[int], size: int, pad: int):
-    """Yield (input_ids, attention_mask, targets) batches in `order`, each padded to its own longest text."""
-    for start in range(0, len(order), size):
-        chosen = order[start : start + size]
-        width = max(len(token_ids[i]) for i in chosen)
-        ids = torch.full((len(chosen), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chosen), width), dtype=torch.long)
-        for row, i in enumerate(chosen):
-            ids[row, : len(token_ids[i])] = torch.tensor(token_ids[i])
-            mask[row, : len(token_ids[i])] = 1
-        yield ids, mask, targets[list(chosen)]
+def plateau_rate(step: int, steps_per_epoch: int, config: TrainingConfig) -> float:
+    """The `plateau` schedule (Plexus's classifiers'): the learning rate of optimizer step `step` (0-based).
+
+    Over the first `warmup_epochs` it rises linearly, step by step, from `warmup_learning_rate` to
+    `learning_rate` (the plateau); it then holds the plateau through epoch `warmup_epochs + plateau_epochs`, and
+    each later epoch multiplies it by `learning_rate_decay`: epoch e ≥ W+P runs at plateau × decay^(e − W − P),
+    Plexus's own formula (so the first epoch after the plateau epochs still runs at the plateau rate).
+
+    Example: warmup 1e-6 → plateau 1e-4 over 1 epoch of 2 steps, 1 plateau epoch, decay 0.5, for 4 epochs:
+    `[1e-6, 5.05e-5, 1e-4, 1e-4, 1e-4, 1e-4, 5e-5, 5e-5]`
+    """
+    epoch = step // steps_per_epoch
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    if step < warmup_steps:
+        rise = config.learning_rate - config.warmup_learning_rate
+        return config.warmup_learning_rate + rise * step / warmup_steps
+    after_plateau = epoch - config.warmup_epochs - config.plateau_epochs
+    return config.learning_rate * config.learning_rate_decay ** max(0, after_plateau)
+
+
+def schedule_factor(config: TrainingConfig, steps_per_epoch: int, total_steps: int):
+    """The multiplier of `config.learning_rate` at each optimizer step, for the config's schedule."""
+    if config.schedule == "plateau":
+        return lambda step: plateau_rate(step, steps_per_epoch, config) / config.learning_rate
+    warmup = int(total_steps * config.warmup_ratio)
+    return lambda step: lr_factor(step, warmup, total_steps)
+
+
+def batches(encoded: Sequence[EncodedText], targets: torch.Tensor, order: Sequence[int], size: int, pad: int):
+    """Yield (windows, targets) batches of the texts in `order`, each padded to its own longest window."""
+    for chosen, batch in batched(encoded, order, size, pad):
+        yield batch, targets[list(chosen)]
 
 
 def device() -> torch.device:
@@ -79,7 +104,7 @@ def train_classifier(
 ) -> TrainedClassifier:
     """Fine-tune a BERTClassifier on (text, label) pairs and return the model of the best validation epoch.
 
-    Texts are tokenized once up front; the classes are the sorted distinct labels.
+    Texts are cut into windows once up front (`config.windowing`); the classes are the sorted distinct labels.
     """
     reporter = reporter or SilentReporter()
     torch.manual_seed(config.seed)
@@ -90,7 +115,7 @@ def train_classifier(
     if limit is not None and config.max_tokens > limit:
         notes.append(f"maximum_tokens_per_window {config.max_tokens} capped at {limit}, the encoder's limit")
         config = replace(config, max_tokens=limit)
-    model = BERTClassifier(encoder, len(classes), config.dropout)
+    model = BERTClassifier(encoder, len(classes), config.dropout, config.window_pooling)
     model.freeze_all_but_last(config.trainable_layers)
     run = _Run(model, tokenizer, classes, config, reporter)
     return run.fit(texts, labels, notes)
@@ -122,7 +147,7 @@ class _Run:
         index = {label: i for i, label in enumerate(self.classes)}
         targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
         train, validation = stratified_split(targets.tolist(), config.validation_fraction, config.seed)
-        token_ids = self.tokenizer(list(texts), truncation=True, max_length=config.max_tokens)["input_ids"]
+        encoded = encode_texts(self.tokenizer, texts, config.windowing)
         per_epoch = -(-len(train) // config.batch_size)
         total = per_epoch * config.epochs
         optimizer = torch.optim.AdamW(
@@ -130,8 +155,7 @@ class _Run:
             lr=config.learning_rate,
             weight_decay=config.weight_decay,
         )
-        warmup = int(total * config.warmup_ratio)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factor(config, per_epoch, total))
         rng = random.Random(config.seed)
         result = TrainedClassifier(self.model, self.tokenizer, self.classes, config, notes=list(notes))
         best_loss, best_state, stale = float("inf"), None, 0
@@ -141,9 +165,9 @@ class _Run:
             order = list(train)
             rng.shuffle(order)
             learning_rate = schedule.get_last_lr()[0]
-            train_loss = self._train_epoch(token_ids, targets, order, optimizer, schedule)
+            train_loss = self._train_epoch(encoded, targets, order, optimizer, schedule)
             train_seconds = time.perf_counter() - started
-            validation_loss, metrics = self._evaluate(token_ids, targets, validation)
+            validation_loss, metrics = self._evaluate(encoded, targets, validation)
             outcome = EpochResult(
                 epoch=epoch,
                 train_loss=train_loss,
@@ -170,14 +194,13 @@ class _Run:
         self.reporter.finish(_summary(result))
         return result
 
-    def _train_epoch(self, token_ids, targets, order, optimizer, schedule) -> float:
+    def _train_epoch(self, encoded, targets, order, optimizer, schedule) -> float:
         self.model.train()
         total, seen = 0.0, 0
         pad = self.tokenizer.pad_token_id or 0
-        for ids, mask, expected in batches(token_ids, targets, order, self.config.batch_size, pad):
-            here = device()
-            logits = self.model(ids.to(here), mask.to(here))
-            loss = self.loss(logits, expected.to(here))
+        for batch, expected in batches(encoded, targets, order, self.config.batch_size, pad):
+            learning_rate = schedule.get_last_lr()[0]
+            loss = self.loss(self.model.logits(batch), expected.to(device()))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -185,18 +208,17 @@ class _Run:
             value = loss.item()
             total += value * len(expected)
             seen += len(expected)
-            self.reporter.batch(value)
+            self.reporter.batch(value, learning_rate)
         return total / seen
 
     @torch.no_grad()
-    def _evaluate(self, token_ids, targets, subset) -> tuple[float, dict[str, float]]:
+    def _evaluate(self, encoded, targets, subset) -> tuple[float, dict[str, float]]:
         self.model.eval()
         total, predicted = 0.0, []
         pad = self.tokenizer.pad_token_id or 0
-        for ids, mask, expected in batches(token_ids, targets, subset, self.config.batch_size, pad):
-            here = device()
-            logits = self.model(ids.to(here), mask.to(here))
-            total += self.loss(logits, expected.to(here)).item() * len(expected)
+        for batch, expected in batches(encoded, targets, subset, self.config.batch_size, pad):
+            logits = self.model.logits(batch)
+            total += self.loss(logits, expected.to(device())).item() * len(expected)
             predicted.extend(logits.argmax(dim=-1).tolist())
         truth = targets[list(subset)].tolist()
         return total / len(subset), classification_metrics(truth, predicted, len(self.classes))

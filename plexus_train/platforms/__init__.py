@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """+ location: where the model is (a local directory or an s3:// URI)"""
+    """+ location: where the model is (a local directory or an s3:// URI)
+    + f1: the best epoch's validation macro-F1, when known (a SageMaker job reports it as a metric)
+    """
 
     location: str
+    f1: float | None = None

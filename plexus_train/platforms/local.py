@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,4 +32,14 @@ class LocalPlatform:
         trained = train_classifier(dataset.texts, dataset.labels, score.config, self.reporter)
         identity = {"scorecard": score.scorecard_name, "score": score.name}
         directory = save_classifier(trained, model_dir(score, self.root), identity)
-        return TrainingResult(str(directory))
+        return TrainingResult(str(directory), trained.best.f1)
+
+
+def forget_local_model(score: Score, root: Path = MODELS_DIR) -> Path | None:
+    """Remove what an earlier run left in the score's local model directory (`plexus train --fresh`), so nothing
+    of it survives this run, even one that fails; the directory removed, or None when there was none."""
+    directory = model_dir(score, root)
+    if not directory.is_dir():
+        return None
+    shutil.rmtree(directory)
+    return directory

@@ -24,7 +24,7 @@ from plexus_infra.environments import TrainingOutputs
 from plexus_train.container.bundle import TRAINING_ENTRY, copy_code
 from plexus_train.container.config import TrainingConfig, is_local_dir, looks_like_path
 from plexus_train.container.dataset import Dataset
-from plexus_train.container.entrypoint import BASE_MODEL_DIR, SCORE_HP, SCORECARD_HP
+from plexus_train.container.entrypoint import BASE_MODEL_DIR, SCORE_HP, SCORECARD_HP, VERBOSE_HP
 from plexus_train.images import image_uri
 from plexus_train.locations import keys, s3_uri, split_s3_uri
 from plexus_train.names import sagemaker_name
@@ -34,6 +34,10 @@ from plexus_train.scorecards import Score
 from plexus_train.waiting import StatusReporter, Waiter, wait
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# The job's log states the best epoch's metrics in its closing summary (`container.trainer`); SageMaker reads the
+# macro-F1 from it as a metric (DescribeTrainingJob's FinalMetricDataList).
+F1_METRIC = "validation:macro_f1"
+METRIC_DEFINITIONS = [{"Name": F1_METRIC, "Regex": r"best epoch \d+: .*?macro F1 ([0-9.]+)"}]
 ROLE_PROPAGATION_TIMEOUT = 120.0
 # Beyond the job's own MaxRuntimeInSeconds: time to get instances, download data and upload the model.
 WAIT_MARGIN_SECONDS = 3600.0
@@ -70,6 +74,13 @@ def build_sourcedir(score: Score, target: Path) -> tuple[Path, str]:
     return target, embeddings
 
 
+def best_f1(job: dict[str, Any]) -> float | None:
+    """The best epoch's validation macro-F1 a finished job reported (METRIC_DEFINITIONS), None when it did not."""
+    metrics = {metric.get("MetricName"): metric.get("Value") for metric in job.get("FinalMetricDataList", [])}
+    value = metrics.get(F1_METRIC)
+    return float(value) if isinstance(value, int | float) else None
+
+
 # What a retried CreateTrainingJob must find again when its first attempt's answer was lost.
 SAME_JOB = (("AlgorithmSpecification", "TrainingImage"), ("RoleArn",), ("HyperParameters",), ("OutputDataConfig",))
 
@@ -98,6 +109,7 @@ class SageMakerPlatform:
     job_name: Callable[[Score], str] = lambda score: sagemaker_name(score.path, time.strftime("%Y%m%d-%H%M%S"))
     sleep: Callable[[float], None] = time.sleep
     waiter: Waiter = TRAINING_JOB
+    verbose: bool = False
 
     def train(self, score: Score, dataset: Dataset) -> TrainingResult:
         bucket = self.outputs.bucket
@@ -129,7 +141,7 @@ class SageMakerPlatform:
         if job["TrainingJobStatus"] != "Completed":
             reason = job.get("FailureReason") or "no reason given"
             raise TrainingJobFailed(f"training job {name} {job['TrainingJobStatus'].lower()}: {reason}")
-        return TrainingResult(self._publish_model(job, score))
+        return TrainingResult(self._publish_model(job, score), best_f1(job))
 
     def job_request(self, name: str, score: Score, config: TrainingConfig) -> dict[str, Any]:
         """The CreateTrainingJob request (pure, apart from the image lookup)."""
@@ -138,6 +150,7 @@ class SageMakerPlatform:
             **config.to_hyperparameters(),
             SCORECARD_HP: json.dumps(score.scorecard_name),
             SCORE_HP: json.dumps(score.name),
+            VERBOSE_HP: json.dumps(self.verbose),
             "sagemaker_program": json.dumps(TRAINING_ENTRY),
             "sagemaker_submit_directory": json.dumps(s3_uri(bucket, keys(score).code)),
             "sagemaker_region": json.dumps(self.clients.region),
@@ -147,7 +160,11 @@ class SageMakerPlatform:
         )
         return {
             "TrainingJobName": name,
-            "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+            "AlgorithmSpecification": {
+                "TrainingImage": image,
+                "TrainingInputMode": "File",
+                "MetricDefinitions": METRIC_DEFINITIONS,
+            },
             "RoleArn": self.outputs.role_arn,
             "HyperParameters": hyperparameters,
             "InputDataConfig": [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.helpers import DEMO_DATA, Ran, make_project
+from tests.train.helpers import DEMO_DATA, Ran, make_plexus_project, make_project
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -38,6 +38,14 @@ def project(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -
     make_project(tmp_path, tiny_model)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
+
+
+@pytest.fixture
+def plexus_project(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh copy of the Plexus-shaped project (tests/train/fixtures/plexus-project), the current directory."""
+    make_plexus_project(tmp_path / "plexus-project", tiny_model)
+    monkeypatch.chdir(tmp_path / "plexus-project")
+    yield tmp_path / "plexus-project"
 
 
 @pytest.fixture(scope="session")

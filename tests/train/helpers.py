@@ -12,6 +12,8 @@ from pathlib import Path
 from tests.helpers import ROOT, run_cli
 
 DEMO_DATA = ROOT / "datasources" / "support_tickets.csv"
+# A project directory in the shapes Plexus writes (its README says which file is which).
+PLEXUS_PROJECT = Path(__file__).resolve().parent / "fixtures" / "plexus-project"
 
 SCORECARD = """\
 name: Test Scorecard v 1.0
@@ -44,6 +46,35 @@ def make_project(directory: Path, model: Path) -> Path:
     shutil.copyfile(DEMO_DATA, directory / "datasources" / "tickets.csv")
     (directory / "datasources" / "tickets.yaml").write_text("path: tickets.csv\ntext_column: text\n", encoding="utf-8")
     return directory
+
+
+def make_plexus_project(directory: Path, model: Path) -> Path:
+    """A copy of the Plexus-shaped fixture project, with the tiny encoder at build/tiny-bert as its scores expect."""
+    shutil.copytree(PLEXUS_PROJECT, directory, dirs_exist_ok=True)
+    shutil.copytree(model, directory / "build" / "tiny-bert")
+    return directory
+
+
+def learning_rates(config: object) -> list[float]:
+    """The learning rate of each optimizer step when `config` trains two texts five times over (8 training
+    examples, so 8 / batch_size steps an epoch), as the optimizer really saw them."""
+    import pytest
+    import torch
+
+    from plexus_train.container.trainer import train_classifier
+
+    seen: list[float] = []
+    step = torch.optim.AdamW.step
+
+    def recording(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    texts = ["my invoice is wrong", "the parcel never arrived"] * 5
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.optim.AdamW, "step", recording)
+        train_classifier(texts, ["billing", "shipping"] * 5, config)
+    return seen
 
 
 def publish_outputs(env: str = "test") -> None:

@@ -124,7 +124,7 @@ def test_packaged_entry_script_trains_a_loadable_model(project: Path, tmp_path_f
     assert (ml / "output" / "data" / "training_history.json").is_file()
     assert json.loads((model_dir / "config.json").read_text())["score"] == "Ticket Topic"
     model = inference.model_fn(str(model_dir))
-    answer = inference.predict_fn(["my invoice is wrong"], model)[0]
+    answer = inference.predict_fn({"texts": ["my invoice is wrong"], "batch": False}, model)["predictions"][0]
     assert answer["value"] in {"billing", "shipping", "technical"}
 
 
@@ -146,16 +146,20 @@ def test_a_model_archives_code_serves_predictions_on_its_own(trained: Path, tmp_
         f"model = inference.model_fn({str(extracted)!r})\n"
         "texts = inference.input_fn(json.dumps({'text': 'the courier never arrived'}), 'application/json')\n"
         "print(inference.output_fn(inference.predict_fn(texts, model), 'application/json'))\n"
+        "batch = inference.input_fn(json.dumps({'text': ['my invoice is wrong', 'the app crashes']}))\n"
+        "print(inference.output_fn(inference.predict_fn(batch, model)))\n"
         "assert inference.__file__.startswith(CODE) and 'plexus_infra' not in sys.modules\n"
     )
     result = isolated(extracted / "code", probe, {})
     assert result.returncode == 0, result.stderr[-2000:]
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    *_, one, batch = result.stdout.strip().splitlines()
+    answer = json.loads(one)
     assert answer["value"] in {"billing", "shipping", "technical"} and set(answer) == {
         "value",
         "confidence",
         "probabilities",
     }
+    assert [set(each) for each in json.loads(batch)] == [set(answer)] * 2
 
 
 def test_entry_script_reports_bad_data_as_the_failure_reason(tmp_path: Path) -> None:

@@ -145,9 +145,10 @@ def test_predict_file_without_a_local_model_uses_trainings_column_rule(project: 
     assert predict.text_column(score, project / "models" / "nowhere") == "body"
 
 
-def test_output_fn_encodes_the_one_prediction_of_a_request() -> None:
+def test_output_fn_answers_one_object_for_one_text_and_a_list_for_a_batch() -> None:
     answer = {"value": "a", "confidence": 1.0, "probabilities": {"a": 1.0}}
-    assert json.loads(inference.output_fn([answer])) == answer
+    assert json.loads(inference.output_fn({"predictions": [answer], "batch": False})) == answer
+    assert json.loads(inference.output_fn({"predictions": [answer], "batch": True})) == [answer]
 
 
 @pytest.mark.parametrize(("text", "shown"), [("", "empty"), (" \t\n", "only whitespace")])
@@ -175,3 +176,45 @@ def test_predict_file_refuses_blank_rows_naming_them(trained: Path, tmp_path: Pa
 def test_the_handlers_refuse_an_empty_text_too() -> None:
     with pytest.raises(ValueError, match="empty or only whitespace"):
         inference.input_fn('{"text": "  "}')
+
+
+def test_a_batch_request_answers_a_list_in_order_equal_to_one_request_per_text(trained: Path) -> None:
+    model = inference.model_fn(str(trained / MODEL))
+    texts = ["the courier never arrived", "my invoice is wrong again", "the login page keeps crashing"]
+    body = json.dumps({"text": texts})
+    batch = json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(body), model)))
+    assert isinstance(batch, list) and len(batch) == 3
+    for answer, text in zip(batch, texts, strict=True):
+        single = handle(model, text)
+        assert answer["value"] == single["value"]
+        assert answer["probabilities"] == pytest.approx(single["probabilities"], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"text": []}', "with string texts"),
+        ('{"text": ["fine", 3]}', "with string texts"),
+        ('{"text": ["fine", "  "]}', "text 1 is empty or only whitespace"),
+    ],
+)
+def test_a_batch_with_nothing_to_classify_is_refused_naming_the_text(body: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        inference.input_fn(body)
+
+
+def test_predict_formats_table_json_and_yaml_give_the_same_answers(trained: Path, monkeypatch, plexus) -> None:
+    import yaml
+
+    monkeypatch.chdir(trained)
+    argv = ["predict", "--scorecard-name", "Test Scorecard v 1.0", "--score-name", "Ticket Topic"]
+    argv += ["--text", "the courier never arrived"]
+    as_json = plexus(*argv, "--format", "json")
+    as_yaml = plexus(*argv, "--format", "yaml")
+    as_table = plexus(*argv)
+    assert as_json.code == as_yaml.code == as_table.code == 0, as_json.err + as_yaml.err + as_table.err
+    assert json.loads(as_json.out) == yaml.safe_load(as_yaml.out) == json.loads(plexus(*argv, "--json").out)
+    value = json.loads(as_json.out)[0]["value"]
+    assert value in as_table.out and "confidence" in as_table.out
+    both = plexus_cli(*argv, "--json", "--format", "yaml", cwd=trained)
+    assert both.returncode == 1 and "argument --format: not allowed with argument --json" in both.stderr

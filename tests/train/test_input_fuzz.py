@@ -27,7 +27,7 @@ from plexus_train import datasources
 from plexus_train.container.dataset import Dataset, read_csv, to_dataset
 from plexus_train.platforms.local import LocalPlatform
 from plexus_train.platforms.sagemaker import SageMakerPlatform
-from plexus_train.scorecards import Score, find_score
+from plexus_train.scorecards import Score, UntrainableScore, find_score
 from tests.mutations import Path_, deeply_nested, nodes, other_type, replaced
 from tests.train.helpers import plexus_cli
 
@@ -57,11 +57,11 @@ NUMBERS: dict[str, tuple[str, float | None, float | None]] = {
     "number_of_epochs": ("epochs", 1, 1000),
     "batch_size": ("batch_size", 1, 4096),
     "maximum_tokens_per_window": ("max_tokens", 8, 8192),
-    "dropout": ("dropout", 0, 0.999),
+    "dropout_rate": ("dropout", 0, 0.999),
     "learning_rate": ("learning_rate", 1e-9, 1),
-    "weight_decay": ("weight_decay", 0, 1),
+    "l2_regularization_strength": ("weight_decay", 0, 1),
     "warmup_ratio": ("warmup_ratio", 0, 1),
-    "early_stopping_patience": ("early_stopping_patience", 1, 1000),
+    "early_stop_patience": ("early_stopping_patience", 1, 1000),
     "validation_fraction": ("validation_fraction", 0.01, 0.5),
     "seed": ("seed", 0, 2**32 - 1),
 }
@@ -70,8 +70,16 @@ INTEGERS = {
     "number_of_epochs",
     "batch_size",
     "maximum_tokens_per_window",
-    "early_stopping_patience",
+    "early_stop_patience",
     "seed",
+}
+# The other spellings Plexus uses for the same settings (restated, as the rules above are).
+ALIASES = {
+    "dropout": "dropout_rate",
+    "epochs": "number_of_epochs",
+    "early_stopping_patience": "early_stop_patience",
+    "weight_decay": "l2_regularization_strength",
+    "plateau_learning_rate": "learning_rate",
 }
 TRAINING_NUMBERS = {
     "instance_count": (1, 100),
@@ -110,15 +118,19 @@ training_blocks = st.fixed_dictionaries(
         "image_uri": strings,
         "inference_image_uri": strings,
         "framework_version": st.from_regex(r"2\.[6-9]|[3-9]\.[0-9]{1,2}|[1-9][0-9]\.[0-9]{1,2}", fullmatch=True),
-        "deployment": st.fixed_dictionaries(
-            {},
-            optional={
-                "serverless_memory_mb": st.sampled_from(MEMORY_SIZES),
-                "serverless_max_concurrency": st.integers(1, 200),
-                "instance_type": instance_types,
-                "instance_count": st.integers(1, 100),
-            },
-        ),
+    },
+)
+# No `type`: training.deployment_target says the same, and both at once are refused (a test of its own).
+deployment_blocks = st.fixed_dictionaries(
+    {},
+    optional={
+        "memory_mb": st.sampled_from(MEMORY_SIZES),
+        "max_concurrency": st.integers(1, 200),
+        "instance_type": instance_types,
+        "min_instances": st.integers(1, 50),
+        "max_instances": st.integers(50, 100),
+        "target_invocations": st.floats(0.5, 1000),
+        "scale_in_cooldown": st.integers(0, 86400),
     },
 )
 scores = st.fixed_dictionaries(
@@ -133,8 +145,20 @@ scores = st.fixed_dictionaries(
         "text_column": strings,
         "label_column": strings,
         "training": training_blocks,
+        "deployment": deployment_blocks,
+        "version": st.uuids().map(str),
+        "parent": st.uuids().map(str) | st.none(),
+        "externalId": st.integers(0, 10**6) | st.text(max_size=20),
+        "tags": st.lists(st.text(yaml_text, max_size=10), max_size=3),
     },
 )
+
+
+@st.composite
+def spelled(draw: st.DrawFn, score: dict[str, Any]) -> dict[str, Any]:
+    """`score` with some settings in their other spelling (ALIASES), one spelling each."""
+    documented = {name: alias for alias, name in ALIASES.items()}
+    return {documented[k] if k in documented and draw(st.booleans()) else k: v for k, v in score.items()}
 
 
 def score_key(score: dict[str, Any]) -> str:
@@ -148,7 +172,9 @@ def projects(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     card: dict[str, Any] = {"name": draw(names)}
     if layout == "whole" and draw(st.booleans()):
         card["key"] = draw(explicit_keys)
-    card["scores"] = draw(st.lists(scores, min_size=1, max_size=3, unique_by=score_key))
+    card["scores"] = [
+        draw(spelled(score)) for score in draw(st.lists(scores, min_size=1, max_size=3, unique_by=score_key))
+    ]
     for score in card["scores"]:  # every score's name and key find that score alone
         assume(sum(matches(score["name"], other) for other in card["scores"]) == 1)
     return layout, card
@@ -185,7 +211,8 @@ def scratch() -> Iterator[Path]:
 
 
 def assert_loaded(score: Score, card: dict[str, Any], data: dict[str, Any], source: Path) -> None:
-    """The Score carries every value of its YAML, under the names TrainingConfig uses."""
+    """The Score carries every value of its YAML, under the names TrainingConfig uses, whichever spelling."""
+    data = {ALIASES.get(key, key): value for key, value in data.items()}
     assert score.scorecard_name == card["name"]
     assert score.scorecard_key == (card.get("key") or plexus_key(card["name"]))
     assert (score.name, score.key, score.source) == (data["name"], score_key(data), str(source))
@@ -201,10 +228,11 @@ def assert_loaded(score: Score, card: dict[str, Any], data: dict[str, Any], sour
     )
     training = data.get("training", {})
     for field, value in training.items():
-        if field != "deployment":
-            assert getattr(score.training, field) == value
-    for field, value in training.get("deployment", {}).items():
-        assert getattr(score.training.deployment, field) == value
+        assert getattr(score.training, field) == value
+    for field, value in data.get("deployment", {}).items():
+        assert getattr(score.deployment, field) == value
+    target = training.get("deployment_target", "sagemaker_serverless")  # none said: serverless
+    assert score.deployment.type == target.removeprefix("sagemaker_")
     if "platform" not in training:
         assert score.training.platform == "local"
 
@@ -255,9 +283,18 @@ def inside_score(layout: str, data: Any) -> list[tuple[Path_, Any]]:
 Case = tuple[str, Any, str, str]  # layout, the document to write, scorecard and score to look up
 
 
+NULLABLE = {"description", "parent"}  # null is one of their types (Plexus writes `parent: null` for a first version)
+# Fields whose schema takes several types: another type may still be one of theirs.
+TYPE_UNIONS = {"id": (str, int), "externalId": (str, int), "version": (str, int), "parent": (str, int), "data": (str,)}
+
+
 def _wrong_type(draw: st.DrawFn, layout: str, doc: Any) -> Any:
     path, value = draw(st.sampled_from(inside_score(layout, doc)))
-    return replaced(doc, path, draw(other_type(value, float_takes_int=True)))
+    allowed = TYPE_UNIONS.get(str(path[-1]), ())
+    other = other_type(value, float_takes_int=True).filter(
+        lambda new: not (new is None and path[-1] in NULLABLE) and not (allowed and type(new) in allowed)
+    )
+    return replaced(doc, path, draw(other))
 
 
 def _out_of_range(draw: st.DrawFn, layout: str, doc: Any) -> Any:
@@ -270,7 +307,7 @@ def _out_of_range(draw: st.DrawFn, layout: str, doc: Any) -> Any:
         return replaced(doc, (*root, "training"), {name: value})
     if field == "deployment":
         value = draw(st.integers(1, 10_000).filter(lambda n: n not in MEMORY_SIZES))
-        return replaced(doc, (*root, "training"), {"deployment": {"serverless_memory_mb": value}})
+        return replaced(doc, (*root, "deployment"), {"memory_mb": value})
     if field == "enum":
         name = draw(st.sampled_from(["platform", "deployment_target"]))
         return replaced(doc, (*root, "training"), {name: draw(st.text(max_size=12).filter(lambda t: t != "local"))})
@@ -284,9 +321,10 @@ def _out_of_range(draw: st.DrawFn, layout: str, doc: Any) -> Any:
 
 # Outside each float field's range, with its exclusive ends: dropout < 1, learning rate > 0.
 BAD_FLOATS = {
-    "dropout": st.floats(max_value=0).filter(lambda f: f < 0) | st.floats(min_value=1),
+    "dropout_rate": st.floats(max_value=0).filter(lambda f: f < 0) | st.floats(min_value=1),
     "learning_rate": st.floats(max_value=0) | st.floats(min_value=1).filter(lambda f: f > 1),
-    "weight_decay": st.floats(max_value=0).filter(lambda f: f < 0) | st.floats(min_value=1).filter(lambda f: f > 1),
+    "l2_regularization_strength": st.floats(max_value=0).filter(lambda f: f < 0)
+    | st.floats(min_value=1).filter(lambda f: f > 1),
     "warmup_ratio": st.floats(max_value=0).filter(lambda f: f < 0) | st.floats(min_value=1).filter(lambda f: f > 1),
     "validation_fraction": st.floats(max_value=0.01).filter(lambda f: f < 0.01)
     | st.floats(min_value=0.5).filter(lambda f: f > 0.5),
@@ -294,14 +332,22 @@ BAD_FLOATS = {
 
 
 SCORE_FIELDS = {"name", "key", "id", "description", "class", "data", "embeddings_model", "text_column"}
-SCORE_FIELDS |= {"label_column", "training", *NUMBERS}
+SCORE_FIELDS |= {"label_column", "training", "deployment", *NUMBERS, *ALIASES}
+# Plexus's own fields, which a score file may carry.
+SCORE_FIELDS |= {"version", "parent", "externalId", "originalExternalId", "tags", "depends_on", "dependencies"}
+SCORE_FIELDS |= {"section", "disabled", "isDisabled", "scorecard_name", "validation", "label_score_name"}
+SCORE_FIELDS |= {"label_field", "number_of_classes", "multiple_windows", "maximum_windows", "start_from_end"}
+SCORE_FIELDS |= {"multiple_windows_aggregation", "warmup_learning_rate", "number_of_warmup_epochs"}
+SCORE_FIELDS |= {"number_of_plateau_epochs", "learning_rate_decay"}
+SCORECARD_FIELDS = {"name", "key", "id", "externalId", "description", "metadata", "family", "scorecard_folder_path"}
+SCORECARD_FIELDS |= {"transcript_column", "scores", "sections"}
 
 
 def _unknown_key(draw: st.DrawFn, layout: str, doc: Any) -> Any:
     root = score_root(layout)
     candidates = [(*root,), (*root, "training")] + ([()] if layout == "whole" else [])
     path = draw(st.sampled_from(candidates))
-    known = SCORE_FIELDS | {"scores", "platform", "deployment_target", "instance_type", "deployment"}
+    known = SCORE_FIELDS | SCORECARD_FIELDS | {"platform", "deployment_target", "instance_type", "type"}
     known |= {"instance_count", "volume_size_gb", "max_runtime_seconds", "image_uri", "inference_image_uri"}
     key = draw(st.text(min_size=1, max_size=30).filter(lambda k: k not in known and k != "<<"))
     if path and path[-1] == "training":
@@ -354,7 +400,8 @@ def broken_scores(draw: st.DrawFn) -> Case:
     if kind == "long-name":
         score = score + "n" * draw(st.integers(201, 5000))
         return layout, replaced(doc, (*root, "name"), score), scorecard, score
-    return layout, replaced(doc, (*root, "class"), draw(st.text(max_size=20))), scorecard, score
+    # An empty class names none: a located problem (a class named is another case: the test below).
+    return layout, replaced(doc, (*root, "class"), ""), scorecard, score
 
 
 def write_case(root: Path, layout: str, doc: Any, scorecard: str, *, text: str | None = None) -> Path:
@@ -393,6 +440,23 @@ def test_mutated_score_yaml_is_rejected_with_located_one_line_problems(case: Cas
         result = outcome(scorecard, score, root)
     assert isinstance(result, ManifestError), f"a broken score loaded or failed unlocated: {result!r}"
     assert_well_formed(result, {str(target.relative_to(root)), str(target)}, located=True)
+
+
+@settings(SETTINGS, max_examples=60)
+@given(case=projects(), other=st.text(yaml_text, min_size=1, max_size=30).filter(lambda c: c != "BERTClassifier"))
+def test_a_score_of_any_other_class_is_one_line_naming_it_whatever_else_it_holds(
+    case: tuple[str, dict[str, Any]], other: str
+) -> None:
+    layout, card = case
+    card["scores"] = card["scores"][:1]
+    score = {**card["scores"][0], "class": other, "graph": [{"name": "x", "class": "Classifier"}], "colour": 1}
+    doc = {**card, "scores": [score]} if layout == "whole" else score
+    with scratch() as root:
+        write_case(root, layout, doc, card["name"])
+        result = outcome(card["name"], score["name"], root)
+    assert isinstance(result, UntrainableScore), result
+    article = "an" if other[:1].lower() in "aeiou" else "a"
+    assert str(result) == f"{score['name']!r} is {article} {other}; plexus train trains BERTClassifier scores"
 
 
 @settings(SETTINGS, max_examples=60)

@@ -55,7 +55,8 @@ def test_local_artifacts_are_packaged_then_a_rerun_is_a_no_op(sandbox, trained: 
     endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=ENDPOINT)
     assert endpoint["EndpointStatus"] == "InService"
     config = boto3.client("sagemaker").describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    # No deployment settings: serverless at Plexus's defaults.
+    assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 4096, "MaxConcurrency": 10}
 
     again = provisioner(trained / "models").provision(score)
     assert again.plan.pending == ()
@@ -207,14 +208,16 @@ def test_serverless_and_realtime_variants_and_local_targets(project: Path) -> No
     from dataclasses import replace
 
     score = find_score("Test Scorecard v 1.0", "Ticket Topic")
-    realtime = replace(score, training=replace(score.training, deployment_target="sagemaker_realtime"))
+    realtime = replace(score, deployment=replace(score.deployment, type="realtime"))
     spec = endpoint_spec(realtime, "s3://b/m.tar.gz", '"etag"', "image", ROLE)
     assert spec.config["ProductionVariants"][0]["InstanceType"] == "ml.m5.large"
+    assert spec.config["ProductionVariants"][0]["InitialInstanceCount"] == 1 and spec.scaling is None
     assert len(spec.config_name) <= 63 and len(spec.model_name) <= 63
     assert endpoint_spec(realtime, "s3://b/m.tar.gz", '"other"', "image", ROLE).model_name != spec.model_name
-    local = replace(score, training=replace(score.training, deployment_target="local"))
+    local = replace(score, deployment=replace(score.deployment, type="local"))
     with pytest.raises(PlexusError, match="deploys locally"):
         endpoint_spec(local, "s3://b/m.tar.gz", '"etag"', "image", ROLE)
+    assert endpoint_spec(local.with_deployment(type="serverless"), "s3://b/m.tar.gz", '"etag"', "image", ROLE)
 
 
 def test_predict_through_an_endpoint_sends_the_json_contract() -> None:

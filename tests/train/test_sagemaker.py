@@ -346,3 +346,48 @@ def test_a_different_job_of_the_same_name_is_an_error(real_aws, project: Path) -
     boto3.client("sagemaker").create_training_job(**{**request, "RoleArn": "arn:aws:iam::123456789012:role/other"})
     with pytest.raises(PlexusError, match="ResourceInUse: a different job of that name exists"):
         chosen._create_job(JOB, request)
+
+
+def test_the_job_reports_its_best_macro_f1_as_a_metric_which_the_table_shows(sandbox, project: Path) -> None:
+    """SageMaker reads metrics from the job's log with MetricDefinitions; the trainer's closing line carries the
+    best epoch's macro-F1, which DescribeTrainingJob's FinalMetricDataList then holds."""
+    import re
+
+    from plexus_train.container.reporting import EpochResult
+    from plexus_train.container.trainer import TrainedClassifier, _summary
+    from plexus_train.platforms.sagemaker import F1_METRIC, best_f1
+
+    score = find_score("Test Scorecard v 1.0", "Ticket Topic")
+    chosen = SageMakerPlatform(Clients("us-east-1"), Outputs(BUCKET, ROLE), StatusRecorder(), verbose=True)
+    request = chosen.job_request(JOB, score, score.config)
+    (definition,) = request["AlgorithmSpecification"]["MetricDefinitions"]
+    assert definition["Name"] == F1_METRIC and json.loads(request["HyperParameters"]["plexus_verbose"]) is True
+    epoch = EpochResult(3, 0.5, 0.4, 0.9, 0.8, 0.7, 0.765, 1e-4, 10, 1.0, 1.0)
+    line = _summary(TrainedClassifier(None, None, [], score.config, [epoch], best_epoch=1))
+    assert re.search(definition["Regex"], line).group(1) == "0.765"
+    assert best_f1({"FinalMetricDataList": [{"MetricName": F1_METRIC, "Value": 0.765}]}) == 0.765
+    assert best_f1({}) is None
+
+
+def test_a_verbose_job_logs_each_step(capsys: pytest.CaptureFixture[str]) -> None:
+    from plexus_train.container.reporting import LogReporter
+
+    quiet, verbose = LogReporter(), LogReporter(verbose=True)
+    for reporter in (quiet, verbose):
+        reporter.start(1, 2)
+        reporter.batch(0.5, 1e-3)
+    assert capsys.readouterr().out.count("epoch 1, step 1/2: loss 0.5000, lr 1.00e-03") == 1
+
+
+def test_plexus_users_role_variable_and_the_profiles_region_are_honoured(
+    sandbox, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLEXUS_S3_BUCKET", BUCKET)
+    monkeypatch.setenv("SAGEMAKER_ROLE_ARN", ROLE)
+    assert training_outputs(boto3.client("ssm"), resolve_target("nowhere")) == Outputs(BUCKET, ROLE)
+    config = tmp_path / "aws-config"
+    config.write_text("[default]\nregion = eu-west-2\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    assert resolve_target("nowhere").region == "eu-west-2"

@@ -34,7 +34,11 @@ def test_whole_scorecard_layout_found_by_name_or_key(project: Path) -> None:
     assert by_name == by_key
     assert by_name.path == "test-scorecard-v-1-0/ticket-topic"
     assert by_name.config.epochs == 2 and by_name.config.trainable_layers == 2
-    assert by_name.training.deployment.serverless_memory_mb == 2048
+    assert (by_name.deployment.type, by_name.deployment.memory_mb, by_name.deployment.max_concurrency) == (
+        "serverless",
+        4096,
+        10,
+    )
 
 
 def test_per_score_layout_and_explicit_key_wins(project: Path) -> None:
@@ -61,28 +65,30 @@ def test_bad_score_yaml_reports_every_problem_with_its_line(project: Path) -> No
         "    class: BERTClassifier\n"
         "    number_of_epochs: many\n"
         "    colour: blue\n"
-        "    training:\n"
-        "      deployment:\n"
-        "        serverless_memory_mb: 1000\n"
+        "    deployment:\n"
+        "      memory_mb: 1000\n"
     )
     with pytest.raises(ManifestError) as caught:
         find_score("Bad", "Broken")
     shown = [str(p) for p in caught.value.problems]
     assert any(s.startswith("scorecards/bad.yaml:5:23: scores[0].number_of_epochs: expected integer") for s in shown)
     assert any(s.startswith("scorecards/bad.yaml:6:5: scores[0].colour: unknown field") for s in shown)
-    assert any(
-        s.startswith("scorecards/bad.yaml:9:31: scores[0].training.deployment.serverless_memory_mb") for s in shown
-    )
+    assert any(s.startswith("scorecards/bad.yaml:8:18: scores[0].deployment.memory_mb: must be one of") for s in shown)
 
 
 def test_cli_prints_schema_errors_one_per_line_without_traceback(project: Path) -> None:
-    (project / "scorecards" / "bad.yaml").write_text("name: Bad\nscores:\n  - name: Broken\n    class: SVM\n")
+    (project / "scorecards" / "bad.yaml").write_text("name: Bad\nscores:\n  - name: Broken\n    class: 5\n")
     result = plexus_cli("train", "--scorecard", "Bad", "--score", "Broken", cwd=project)
     assert result.returncode == 1
-    assert (
-        result.stderr.strip() == 'error: scorecards/bad.yaml:4:12: scores[0].class: must be "BERTClassifier"; got "SVM"'
-    )
+    assert result.stderr.strip() == 'error: scorecards/bad.yaml:4:12: scores[0].class: must be "BERTClassifier"; got 5'
     assert "Traceback" not in result.stderr
+
+
+def test_a_score_of_another_class_is_one_line_naming_its_class(project: Path) -> None:
+    (project / "scorecards" / "svm.yaml").write_text("name: Bad\nscores:\n  - name: Broken\n    class: SVMClassifier\n")
+    result = plexus_cli("train", "--scorecard", "Bad", "--score", "Broken", cwd=project)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "error: 'Broken' is a SVMClassifier; plexus train trains BERTClassifier scores\n"
 
 
 def test_duplicate_keys_are_errors_not_silent_overrides(project: Path) -> None:

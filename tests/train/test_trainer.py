@@ -12,6 +12,7 @@ from plexus_train.container.config import TrainingConfig
 from plexus_train.container.metrics import classification_metrics
 from plexus_train.container.split import stratified_split
 from plexus_train.container.trainer import lr_factor
+from tests.train.helpers import learning_rates
 
 
 def test_macro_metrics_weigh_every_class_equally() -> None:
@@ -41,24 +42,10 @@ def test_learning_rate_warms_up_to_one_peak_then_decays_linearly_to_zero() -> No
 
 def test_the_scheduler_gives_each_optimizer_step_its_factor(tiny_model: Path) -> None:
     """The learning rates the trainer really uses: warmup_ratio 0.25 of 8 steps is 2 warmup steps."""
-    import torch
-
-    from plexus_train.container.trainer import train_classifier
-
-    seen: list[float] = []
-    step = torch.optim.AdamW.step
-
-    def recording(self, *args, **kwargs):
-        seen.append(self.param_groups[0]["lr"])
-        return step(self, *args, **kwargs)
-
-    texts = ["my invoice is wrong", "the parcel never arrived"] * 5  # 8 train examples: 4 batches of 2
     config = TrainingConfig(
         embeddings_model=str(tiny_model), epochs=2, batch_size=2, learning_rate=0.8, warmup_ratio=0.25
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(torch.optim.AdamW, "step", recording)
-        train_classifier(texts, ["billing", "shipping"] * 5, config)
+    )  # 8 train examples: 4 batches of 2
+    seen = learning_rates(config)
     assert seen == pytest.approx([0.8 * f for f in (1 / 3, 2 / 3, 1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6)])
 
 
@@ -169,7 +156,7 @@ def test_a_window_longer_than_the_encoder_takes_is_capped_and_said(tiny_model: P
         def start(self, epochs, batches):
             pass
 
-        def batch(self, loss):
+        def batch(self, loss, learning_rate):
             pass
 
         def epoch(self, result):
