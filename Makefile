@@ -15,7 +15,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[sandbox,train]"
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test,train]"
+	$(BIN)/pip install --quiet -e ".[test,train,sagemaker]"
 
 demo: install
 	$(BIN)/python scripts/demo.py

@@ -26,14 +26,20 @@ def image_uri(explicit: str | None, scope: str, framework_version: str, region: 
             f"no {scope} image: set training.{field} in the score YAML "
             "(or install the sagemaker extra: pip install 'plexus-infra[sagemaker]')"
         )
-    return retrieve(
-        "pytorch",
-        region,
-        version=framework_version,
-        py_version=python_version(framework_version),
-        instance_type=instance_type,
-        image_scope=scope,
-    )
+    try:
+        return retrieve(
+            "pytorch",
+            region,
+            version=framework_version,
+            py_version=python_version(framework_version),
+            instance_type=instance_type,
+            image_scope=scope,
+        )
+    except ValueError as unknown:  # the SDK's data has no such version, region or instance type
+        raise PlexusError(
+            f"no PyTorch {framework_version} {scope} image for {instance_type} in {region}: "
+            f"{str(unknown).split('. ')[0]}; set training.{field} or training.framework_version"
+        ) from None
 
 
 def _sdk_retrieve() -> Callable[..., str] | None:

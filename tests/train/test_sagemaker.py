@@ -165,11 +165,44 @@ def test_cli_sagemaker_training_creates_the_job_and_reports_a_missing_model(sand
     assert json.loads(described["HyperParameters"]["epochs"]) == 5
 
 
-def test_missing_image_uri_asks_for_it() -> None:
+def test_missing_image_uri_asks_for_it_without_the_sdk(monkeypatch) -> None:
+    from plexus_train import images
+
+    monkeypatch.setattr(images, "_sdk_retrieve", lambda: None)  # as without the sagemaker extra
+    with pytest.raises(PlexusError, match=r"set training\.image_uri in the score YAML .*pip install"):
+        images.image_uri(None, "training", "2.5", "us-east-1", "ml.m5.xlarge")
+
+
+@pytest.mark.parametrize(
+    ("region", "instance_type", "scope", "registry", "tag"),
+    [
+        ("us-east-1", "ml.m5.xlarge", "training", "763104351884", "2.6-cpu-py312"),
+        ("us-east-1", "ml.g5.xlarge", "training", "763104351884", "2.6-gpu-py312"),
+        ("us-east-1", "ml.m5.large", "inference", "763104351884", "2.6-cpu-py312"),
+        ("ap-east-1", "ml.m5.xlarge", "training", "871362719292", "2.6-cpu-py312"),
+        ("ap-east-1", "ml.g5.xlarge", "inference", "871362719292", "2.6-gpu-py312"),
+    ],
+)
+def test_image_lookup_uses_the_sdks_own_data(region, instance_type, scope, registry, tag) -> None:
+    """The sagemaker extra (sagemaker-core, installed in CI) answers from the image data it ships: the account
+    differs by region (ap-east-1 is an opt-in region with its own registry), cpu/gpu by instance type."""
+    pytest.importorskip("sagemaker.core.image_uris", reason="the sagemaker extra is not installed")
     from plexus_train.images import image_uri
 
-    with pytest.raises(PlexusError, match=r"set training\.image_uri in the score YAML"):
-        image_uri(None, "training", "2.5", "us-east-1", "ml.m5.xlarge")
+    expected = f"{registry}.dkr.ecr.{region}.amazonaws.com/pytorch-{scope}:{tag}"
+    assert image_uri(None, scope, "2.6", region, instance_type) == expected
+
+
+def test_a_version_the_sdk_does_not_know_is_one_line() -> None:
+    pytest.importorskip("sagemaker.core.image_uris", reason="the sagemaker extra is not installed")
+    from plexus_train.images import image_uri
+
+    with pytest.raises(
+        PlexusError,
+        match=r"^no PyTorch 2\.99 inference image for ml\.m5\.large in us-east-1: "
+        r"Unsupported pytorch version: 2\.99; set training\.inference_image_uri",
+    ):
+        image_uri(None, "inference", "2.99", "us-east-1", "ml.m5.large")
 
 
 def test_job_log_lines_are_printed_once_each_as_they_arrive(sandbox, project: Path) -> None:
