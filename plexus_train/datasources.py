@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from plexus_infra.core.errors import ManifestError, PlexusError
 from plexus_infra.core.yamldoc import load_yaml
-from plexus_train.container.dataset import Dataset, read_csv, shown_columns, to_dataset
+from plexus_train.container.dataset import Dataset, labelled_dataset, read_csv, shown_columns, to_dataset
 from plexus_train.container.errors import DataError
 from plexus_train.locations import is_s3_uri, split_s3_uri
 from plexus_train.schemas import check
@@ -133,9 +133,12 @@ def _format(location: str) -> str:
     return FORMATS[suffix]
 
 
-def load(source: DataSource, text_column: str, label_column: str | Sequence[str], s3: Any = None) -> Dataset:
+def load(
+    source: DataSource, text_column: str, label_column: str | Sequence[str], s3: Any = None, *, training: bool = True
+) -> Dataset:
     """Read and check the data; `label_column` is the column, or the columns to try in order (`columns`). `s3` is a
-    boto3 S3 client, needed only for s3:// locations."""
+    boto3 S3 client, needed only for s3:// locations. `training=False` (an evaluation) checks only that every row
+    has a text and a label: any classes, any number of examples each."""
     raw = _read_bytes(source.location, s3)
     if source.format == "csv":
         names, rows = read_csv(raw, source.location)
@@ -148,7 +151,8 @@ def load(source: DataSource, text_column: str, label_column: str | Sequence[str]
             f"{source.location}: no label column: none of {', '.join(map(repr, tried))} (set label_column); "
             f"the columns are: {shown_columns(names)}"
         )
-    return to_dataset(names, rows, source.location, text_column, found[0] if found else tried[0])
+    check = to_dataset if training else labelled_dataset
+    return check(names, rows, source.location, text_column, found[0] if found else tried[0])
 
 
 def _read_bytes(location: str, s3: Any) -> bytes:

@@ -65,9 +65,30 @@ def to_dataset(
 ) -> Dataset:
     """Check the rows and keep the two columns; raise DataError on anything that cannot train.
 
-    Checks: both columns exist, there are rows, every text is a non-empty string that is not just a number,
-    every label is present, there are at least two classes, each with at least two examples (so the
+    Checks: those of `labelled_dataset`, then at least two classes, each with at least two examples (so the
     stratified split can put one on each side).
+    """
+    dataset = labelled_dataset(columns, rows, source, text_column, label_column)
+    labels = dataset.labels
+    counts = Counter(labels)
+    if len(counts) < 2:
+        raise DataError(f"{source}: column {label_column!r} has a single class ({labels[0]!r}); a classifier needs 2+")
+    rare = sorted(label for label, n in counts.items() if n < 2)
+    if rare:
+        raise DataError(
+            f"{source}: class(es) {', '.join(map(repr, rare))} have one example; each class needs at least 2"
+        )
+    return dataset
+
+
+def labelled_dataset(
+    columns: Sequence[str], rows: Iterable[Mapping[str, Any]], source: str, text_column: str, label_column: str
+) -> Dataset:
+    """The rows as labelled texts, for any use of them (training adds its class rules: `to_dataset`; an
+    evaluation takes any classes); raise DataError when a row has no text or no label.
+
+    Checks: both columns exist, there are rows, every text is a non-empty string that is not just a number,
+    every label is present.
     """
     missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
@@ -94,14 +115,6 @@ def to_dataset(
     if bad_labels:
         raise DataError(
             f"{source}: column {label_column!r} is empty in {len(bad_labels)} row(s) ({shown_rows(bad_labels)})"
-        )
-    counts = Counter(labels)
-    if len(counts) < 2:
-        raise DataError(f"{source}: column {label_column!r} has a single class ({labels[0]!r}); a classifier needs 2+")
-    rare = sorted(label for label, n in counts.items() if n < 2)
-    if rare:
-        raise DataError(
-            f"{source}: class(es) {', '.join(map(repr, rare))} have one example; each class needs at least 2"
         )
     return Dataset(tuple(texts), tuple(labels), source, text_column, label_column)
 
