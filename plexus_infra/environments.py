@@ -33,6 +33,7 @@ BUCKET_NAME = "training-bucket-name"
 BUCKET_ARN = "training-bucket-arn"
 ROLE_ARN = "sagemaker-training-role-arn"
 OUTPUT_KEYS = (BUCKET_NAME, BUCKET_ARN, ROLE_ARN)
+INLINE_POLICY_NAME = "plexus-training-access"  # the role's inline policy that is the tool's own
 
 # Variables that stand in for a published output when training runs outside an environment this tool manages
 # (the first one set wins; SAGEMAKER_ROLE_ARN is what Plexus users already set).

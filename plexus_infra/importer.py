@@ -314,11 +314,13 @@ def _role(live: dict[str, Any], source: Source, mapping: Mapping) -> None:
             "this account assume the role (aws:SourceAccount and aws:SourceArn conditions)"
         )
     inline = (live.get("iam_role_inline_policies") or {}).get("policies") or {}
-    for policy in sorted(set(inline) - {INLINE_POLICY_NAME}):
-        mapping.refused.append(
-            f"the role's inline policy {policy} cannot be stated in a manifest (plexus-infra keeps only its own, "
-            f"{INLINE_POLICY_NAME}, which grants the bucket's three prefixes, SageMaker logs and metrics and ECR "
-            f"pull): check that covers it, then delete {policy} (or attach it as a managed policy) and import again"
+    kept = _inline_policies({name: inline[name] for name in sorted(set(inline) - {INLINE_POLICY_NAME})}, mapping)
+    if kept:
+        fields["inline_policies"] = kept
+        mapping.notes.append(
+            f"the role's other inline policies ({', '.join(kept)}) are kept as the manifest's role.inline_policies; "
+            f"{INLINE_POLICY_NAME} grants the bucket's three prefixes, SageMaker logs and metrics and ECR pull: "
+            "once it covers what they grant, delete them from the manifest and apply"
         )
     if INLINE_POLICY_NAME not in inline:
         mapping.notes.append(
@@ -326,6 +328,30 @@ def _role(live: dict[str, Any], source: Source, mapping: Mapping) -> None:
         )
     if fields:
         mapping.data["role"] = fields
+
+
+def _inline_policies(policies: dict[str, dict[str, Any]], mapping: Mapping) -> dict[str, list[dict[str, Any]]]:
+    """The role's other inline policies as `role.inline_policies`, each statement only if the schema takes it."""
+    from plexus_infra.manifest.validate import statement_problems
+
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for name, document in policies.items():
+        extra = sorted(set(document) - {"Version", "Statement"})
+        statements = document.get("Statement", [])
+        statements = [statements] if isinstance(statements, dict) else statements
+        problems = [f"{', '.join(extra)} is not a manifest's to state"] if extra else []
+        if document.get("Version", "2012-10-17") != "2012-10-17":
+            problems.append(f"its Version is {document.get('Version')}; a manifest's statements are 2012-10-17's")
+        problems += [
+            f"statement {statement.get('Sid') or index}: {found[0]}"
+            for index, statement in enumerate(statements)
+            if (found := statement_problems(statement, "identity_statement"))
+        ]
+        if problems:
+            mapping.refused.append(f"the role's inline policy {name}: {problems[0]}")
+        else:
+            kept[name] = statements
+    return kept
 
 
 def import_environment(clients: Clients, identity: Identity, name: str, *, bucket: str, role: str) -> Imported:

@@ -129,13 +129,13 @@ def test_what_a_manifest_cannot_state_is_refused_one_line_each_and_nothing_is_wr
     sandbox: Sandbox, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tagged = {"ID": "ExpireScratch", "Status": "Enabled", "Filter": {"Tag": {"Key": "scratch", "Value": "yes"}}}
-    cdk_inline = {
+    not_resource = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"arn:aws:s3:::{BUCKET}/*"}],
+        "Statement": [{"Sid": "Rest", "Effect": "Allow", "Action": "s3:*", "NotResource": f"arn:aws:s3:::{BUCKET}/*"}],
     }
     make_environment(
         rules=[*CDK_RULES, {**tagged, "Expiration": {"Days": 3}}],
-        inline={"TrainingBucketAccess": cdk_inline},
+        inline={"EverythingElse": not_resource},
         role_tags=TAGS[:1],
     )
     before = Path("environments/staging.yaml").read_text()
@@ -148,7 +148,10 @@ def test_what_a_manifest_cannot_state_is_refused_one_line_each_and_nothing_is_wr
         "resource (tag the role the same way, or remove it)"
     )
     assert lines[1].startswith("error: import staging: cannot import: lifecycle rule ExpireScratch uses Tag")
-    assert lines[2].startswith("error: import staging: cannot import: the role's inline policy TrainingBucketAccess")
+    assert lines[2] == (
+        "error: import staging: cannot import: the role's inline policy EverythingElse: statement Rest: "
+        "Additional properties are not allowed ('NotResource' was unexpected)"
+    )
     assert Path("environments/staging.yaml").read_text() == before  # nothing written, even with --force
 
 
@@ -200,3 +203,47 @@ def test_the_mapping_is_pure_and_a_missing_bucket_is_one_line() -> None:
     source = Source("staging", BUCKET, ROLE, "us-east-1", Identity(ACCOUNT, "arn", "aws"))
     with pytest.raises(PlexusError, match="no such bucket"):
         manifest_data({"s3_bucket": None, "iam_role": {}}, source)
+
+
+def test_the_cdk_stacks_own_inline_policy_is_kept_and_plans_no_change(
+    sandbox: Sandbox, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Plexus's CDK stack gives its training role an inline policy of its own (TrainingBucketAccess, on the whole
+    bucket): import states it as role.inline_policies, so adopting changes none of the role's grants."""
+    bucket_arn = f"arn:aws:s3:::{BUCKET}"
+    cdk_inline = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"],
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            }
+        ],
+    }
+    ours = training_access_policy("aws", "us-east-1", ACCOUNT, bucket_arn, ())
+    make_environment(inline={INLINE_POLICY_NAME: ours, "TrainingBucketAccess": cdk_inline})
+    code, out, err = cli(capsys, "import", "staging", "--bucket", BUCKET, "--role", ROLE, "--force")
+    assert code == 0, err
+    assert "the role's other inline policies (TrainingBucketAccess) are kept as the manifest's" in out
+    written = Path("environments/staging.yaml")
+    assert yaml.safe_load(written.read_text())["role"]["inline_policies"] == {
+        "TrainingBucketAccess": cdk_inline["Statement"]
+    }
+    code, out, _ = cli(capsys, "plan", str(written), "--json")
+    changes = {c["kind"] for c in json.loads(out)["resource_changes"] if c["actions"] != ["no-op"]}
+    assert changes == {"s3_bucket", "iam_role", "ssm_outputs"}  # ownership tags and the outputs only
+
+    assert cli(capsys, "apply", str(written), "--adopt", "--auto-approve")[0] == 0
+    assert cli(capsys, "plan", str(written), "--detailed-exitcode")[0] == 0
+    live = boto3.client("iam").get_role_policy(RoleName=ROLE, PolicyName="TrainingBucketAccess")["PolicyDocument"]
+    assert live["Statement"][0]["Resource"] == [bucket_arn, f"{bucket_arn}/*"]
+
+    # Dropped from the manifest, it is deleted by the next apply, and the plan says so first.
+    data = yaml.safe_load(written.read_text())
+    del data["role"]["inline_policies"]
+    written.write_text(yaml.safe_dump(data))
+    code, out, _ = cli(capsys, "plan", str(written))
+    assert code == 0 and "- policies.TrainingBucketAccess" in out
+    assert cli(capsys, "apply", str(written), "--auto-approve")[0] == 0
+    assert boto3.client("iam").list_role_policies(RoleName=ROLE)["PolicyNames"] == [INLINE_POLICY_NAME]

@@ -62,6 +62,8 @@ class Role:
     managed_policy_arns: tuple[str, ...] = ()
     permissions_boundary: str | None = None
     ecr_repository_arns: tuple[str, ...] = ()
+    # More inline policies than the tool's own: name → statements, sorted by name.
+    inline_policies: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,9 @@ def environment_from_data(data: dict[str, Any], *, source: str, digest: str) -> 
             **_given(role, "max_session_duration", "permissions_boundary"),
             managed_policy_arns=tuple(role.get("managed_policy_arns", ())),
             ecr_repository_arns=tuple(role.get("ecr_repository_arns", ())),
+            inline_policies=tuple(
+                (name, tuple(statements)) for name, statements in sorted(role.get("inline_policies", {}).items())
+            ),
         ),
         parameter_prefix=data.get("outputs", {})
         .get("parameter_prefix", environments.default_parameter_prefix(name))

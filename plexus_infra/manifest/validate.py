@@ -252,10 +252,11 @@ def _transition_step(before: dict[str, Any], after: dict[str, Any], path: Path_)
 
 
 @functools.cache
-def _statement_schema() -> Any:
+def _statement_schema(kind: str) -> Any:
+    """The schema of one statement: `statement` (a bucket policy's) or `identity_statement` (a role's)."""
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator({"$ref": "#/$defs/statement", "$defs": manifest_schema()["$defs"]})
+    return Draft202012Validator({"$ref": f"#/$defs/{kind}", "$defs": manifest_schema()["$defs"]})
 
 
 def _grammar_problem(statement: Any) -> str | None:
@@ -269,21 +270,44 @@ def _grammar_problem(statement: Any) -> str | None:
     return None
 
 
-def statement_problems(statement: Any) -> list[str]:
-    """Everything that keeps `statement` out of `bucket.policy_statements` (for statements read from AWS)."""
-    schema_errors = [" ".join(error.message.split())[:160] for error in _statement_schema().iter_errors(statement)]
+def statement_problems(statement: Any, kind: str = "statement") -> list[str]:
+    """Everything that keeps `statement` out of `bucket.policy_statements` (kind `statement`) or a role's
+    `inline_policies` (kind `identity_statement`), for statements read from AWS."""
+    schema = _statement_schema(kind)
+    schema_errors = [" ".join(error.message.split())[:160] for error in schema.iter_errors(statement)]
     return schema_errors or [problem for problem in [_grammar_problem(statement)] if problem]
 
 
-def _policy_statements(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
-    """Each extra bucket policy statement must read as IAM grammar, as plan will read it."""
+def _declared_statements(data: dict[str, Any]) -> Iterator[tuple[Path_, str, Any]]:
+    """Every statement the manifest declares, with its place and its schema kind."""
     statements = _get(data, "bucket", "policy_statements", default=[])
     for index, statement in enumerate(statements if isinstance(statements, list) else []):
-        if not _statement_schema().is_valid(statement):
+        yield ("bucket", "policy_statements", index), "statement", statement
+    policies = _get(data, "role", "inline_policies", default={})
+    for name, listed in (policies if isinstance(policies, dict) else {}).items():
+        for index, statement in enumerate(listed if isinstance(listed, list) else []):
+            yield ("role", "inline_policies", name, index), "identity_statement", statement
+
+
+def _policy_statements(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
+    """Each declared policy statement must read as IAM grammar, as plan will read it."""
+    for path, kind, statement in _declared_statements(data):
+        if not _statement_schema(kind).is_valid(statement):
             continue  # the schema has said what is wrong with it
         problem = _grammar_problem(statement)
         if problem:
-            yield ("bucket", "policy_statements", index), problem
+            yield path, problem
+
+
+def _inline_policy_names(data: dict[str, Any]) -> Iterator[tuple[Path_, str]]:
+    """The tool's own inline policy is not the manifest's to declare."""
+    own = environments.INLINE_POLICY_NAME
+    policies = _get(data, "role", "inline_policies", default={})
+    if isinstance(policies, dict) and own in policies:
+        yield (
+            ("role", "inline_policies", own),
+            (f"{own} is plexus-infra's own inline policy (the bucket, logs, ECR); give yours another name"),
+        )
 
 
 AWS_RULES: tuple[Rule, ...] = (
@@ -295,6 +319,7 @@ AWS_RULES: tuple[Rule, ...] = (
     _encryption,
     _lifecycle,
     _policy_statements,
+    _inline_policy_names,
 )
 
 

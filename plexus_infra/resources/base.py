@@ -100,9 +100,10 @@ def tag_calls(
     return [*([untag(stale)] if stale else []), *([tag(tag_list(differing))] if differing else [])]
 
 
-def within_size(document: dict[str, Any], limit: int, what: str) -> dict[str, Any]:
-    """Refuse, at plan time, a policy AWS would reject for its size (counted without whitespace, as AWS does)."""
-    size = len(json.dumps(document, separators=(",", ":")))
+def within_size(document: dict[str, Any], limit: int, what: str, *more: dict[str, Any]) -> dict[str, Any]:
+    """Refuse, at plan time, a policy (or policies, whose sizes AWS adds up) AWS would reject for its size,
+    counted without whitespace, as AWS does."""
+    size = sum(len(json.dumps(each, separators=(",", ":"))) for each in (document, *more))
     if size > limit:
         raise GuardError(f"{what} would be {size:,} characters; AWS allows {limit:,}: declare fewer or shorter entries")
     return document

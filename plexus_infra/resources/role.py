@@ -28,7 +28,7 @@ from plexus_infra.resources.bucket import bucket_arn
 from plexus_infra.resources.cloudformation import managed_by, stack_holding
 
 ROLE_ABSENT = ("NoSuchEntity",)
-INLINE_POLICY_NAME = "plexus-training-access"
+INLINE_POLICY_NAME = environments.INLINE_POLICY_NAME
 INLINE_POLICIES_LIMIT = 10_240  # IAM: all of a role's inline policies together
 SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 
@@ -268,8 +268,10 @@ class IamRoleInlinePolicies(Resource):
             env.role.ecr_repository_arns,
             self.ctx.kms_key_arn,
         )
-        within_size(document, INLINE_POLICIES_LIMIT, f"role {self.name}'s inline policy")
-        return {"policies": {INLINE_POLICY_NAME: document}}
+        declared = {name: {"Version": "2012-10-17", "Statement": list(s)} for name, s in env.role.inline_policies}
+        what = f"role {self.name}'s inline polic{'ies together' if declared else 'y'}"
+        within_size(document, INLINE_POLICIES_LIMIT, what, *declared.values())
+        return {"policies": {INLINE_POLICY_NAME: document, **declared}}
 
     def names(self, clients: Clients) -> list[str] | None:
         pages = call(clients.iam.list_role_policies, f"role {self.name}", absent=ROLE_ABSENT, RoleName=self.name)
