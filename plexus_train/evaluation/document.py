@@ -29,8 +29,6 @@ def to_document(evaluation: Evaluation) -> dict[str, Any]:
     """
     result = evaluation.figures
     size_seed = evaluation.sample
-    directory = evaluation.directory
-    from plexus_train.evaluation.run import CONFUSION, METRICS, PREDICTIONS, REPORT
 
     return {
         "format_version": FORMAT_VERSION,
@@ -71,18 +69,5 @@ def to_document(evaluation: Evaluation) -> dict[str, Any]:
             "expected_calibration_error": result.calibration_error,
             "bins": [asdict(b) for b in result.reliability],
         },
-        "files": None
-        if directory is None
-        else {
-            "directory": str(directory),
-            **{
-                key: str(directory / name)
-                for key, name in (
-                    ("metrics", METRICS),
-                    ("predictions", PREDICTIONS),
-                    ("confusion", CONFUSION),
-                    ("report", REPORT),
-                )
-            },
-        },
+        "files": evaluation.files,
     }

@@ -67,10 +67,12 @@ def curves_png(history: Sequence[dict[str, Any]]) -> bytes:
     loss.plot(epochs, [entry["train_loss"] for entry in history], marker="o", label="training")
     loss.plot(epochs, [entry["validation_loss"] for entry in history], marker="o", label="validation")
     loss.set(title="loss", xlabel="epoch")
-    if all("train_f1" in entry for entry in history):
+    recorded = all("train_f1" in entry for entry in history)
+    if recorded:
         f1.plot(epochs, [entry["train_f1"] for entry in history], marker="o", label="training")
     f1.plot(epochs, [entry["f1"] for entry in history], marker="o", label="validation")
-    f1.set(title="macro-F1", xlabel="epoch", ylim=(0, 1.02))
+    title = "macro-F1" if recorded else "macro-F1 (the history records validation's only)"
+    f1.set(title=title, xlabel="epoch", ylim=(0, 1.02))
     for axes in (loss, f1):
         axes.set_xticks(epochs)
         axes.legend()

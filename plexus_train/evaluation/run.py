@@ -58,6 +58,14 @@ class Evaluation:
         return self.directory / REPORT
 
     @property
+    def files(self) -> dict[str, str] | None:
+        """The evaluation's directory and its four files, once written."""
+        if self.directory is None:
+            return None
+        names = {"metrics": METRICS, "predictions": PREDICTIONS, "confusion": CONFUSION, "report": REPORT}
+        return {"directory": str(self.directory), **{key: str(self.directory / name) for key, name in names.items()}}
+
+    @property
     def predicted(self) -> list[str]:
         return [answer["value"] for answer in self.answers]
 

@@ -4,6 +4,7 @@ where the report is. Names, labels and paths are data: everything shown goes thr
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -93,6 +94,6 @@ def print_evaluation(evaluation: Evaluation) -> None:
     out.print(f"report: {escape(str(evaluation.report))}")
 
 
-def print_validation_report(path: object) -> None:
+def print_validation_report(path: Path) -> None:
     """The line `plexus train` ends with: where the report of its validation split is."""
     console().print(f"validation report: {escape(str(path))}")

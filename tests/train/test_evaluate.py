@@ -120,6 +120,45 @@ def test_a_stratified_sample_is_seeded_and_proportional() -> None:
     assert first == sorted(set(first))
 
 
+def canned(answers: list[tuple[str, float]]) -> Any:
+    """A Predictor answering `(value, confidence)` in order, over the classes a and b: for the pure parts only."""
+    from plexus_train.evaluation.predictions import Predictor
+
+    queue = list(answers)
+
+    def answer(texts: list[str]) -> list[dict[str, Any]]:
+        taken = [queue.pop(0) for _ in texts]
+        return [{"value": v, "confidence": c, "probabilities": {"a": c, "b": 1 - c}} for v, c in taken]
+
+    return Predictor("canned", answer)
+
+
+def test_the_mistakes_shown_are_the_most_confident_first(trained: Path) -> None:
+    from plexus_train.container.dataset import Dataset
+    from plexus_train.evaluation.run import evaluate
+    from plexus_train.scorecards import find_score
+
+    score = find_score(SCORECARD, SCORE, trained / "scorecards")
+    dataset = Dataset(tuple("pqrstu"), tuple("aaabbb"), "x.csv", "text", "label")
+    answers = [("b", 0.6), ("a", 0.9), ("b", 0.95), ("a", 0.7), ("a", 0.8), ("b", 0.99)]
+    evaluation = evaluate(score, canned(answers), dataset)
+    assert evaluation.mistakes() == [2, 4, 3, 0]  # wrong: rows 0 (0.6), 2 (0.95), 3 (0.7), 4 (0.8)
+    assert evaluation.mistakes(2) == [2, 4]
+    assert evaluation.figures.accuracy == pytest.approx(2 / 6)
+
+
+def test_an_answer_that_is_not_a_prediction_is_one_error() -> None:
+    from plexus_infra.core.errors import PlexusError
+    from plexus_train.evaluation.predictions import Predictor, predict_all
+
+    broken = Predictor("endpoint e", lambda texts: [{"value": "a", "confidence": 0.5}] * len(texts))
+    with pytest.raises(PlexusError, match=r"^endpoint e: answer 1 is not a \{value, confidence, probabilities\}"):
+        predict_all(broken, ["x"])
+    advanced: list[int] = []
+    answers = predict_all(canned([("a", 0.5)] * 40), ["t"] * 40, advanced.append)
+    assert len(answers) == 40 and advanced == [32, 8]
+
+
 # --- the command ---------------------------------------------------------------------------------------------
 
 
@@ -259,10 +298,16 @@ def test_the_figures_are_those_of_predictions_csv(workspace: Path, plexus) -> No
     assert set(probabilities) == {"billing", "shipping", "technical"}
     assert float(rows[0]["confidence"]) == max(probabilities.values())
     assert json.loads(Path(document["files"]["metrics"]).read_text(encoding="utf-8")) == document
+    assert set(document) == {
+        *("format_version", "command", "scorecard", "score", "model", "created", "data", "examples", "accuracy"),
+        *("gwet_ac1", "cohen_kappa", "macro", "weighted", "classes", "confusion_matrix", "unknown_labels"),
+        *("calibration", "files"),
+    }
 
 
 def test_the_console_shows_every_figure_and_the_report_path(workspace: Path, plexus) -> None:
-    ran = evaluate(plexus, "--data", "tickets", "--number-of-samples", "30", "--random-seed", "3")
+    argv = ("--scorecard-name", SCORECARD, "--score-name", SCORE, "--data", "tickets", "--number-of-samples", "30")
+    ran = plexus("evaluate", "accuracy", *argv, "--random-seed", "3")
     assert ran.code == 0, ran.err
     for words in ("examples", "accuracy", "Gwet's AC1", "macro", "weighted", "per class", "support", "confusion"):
         assert words in ran.out
