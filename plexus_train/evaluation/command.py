@@ -5,7 +5,11 @@ command runs, so `plexus --help` stays instant."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plexus_train.evaluation.predictions import Predictor
 
 DEFAULT_SEED = 42
 
@@ -80,7 +84,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _predictor(args: argparse.Namespace, aws: Any, directory: Any) -> Any:
+def _predictor(args: argparse.Namespace, aws: Any, directory: Path) -> Predictor:
+    """What answers: --endpoint, --endpoint-url, else the local artifacts."""
     from plexus_train.evaluation import predictions
 
     if args.endpoint:

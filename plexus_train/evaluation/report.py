@@ -127,7 +127,7 @@ def report_html(evaluation: Evaluation, images: Mapping[str, bytes | None], hist
         "<h2>Reliability</h2>",
         '<p class="note">How often the model is right at each confidence: on the diagonal when calibrated.</p>',
         _image(images.get("reliability"), "reliability plot", "no reliability plot"),
-        f"<h2>The {MISTAKES} most confident mistakes</h2>",
+        f"<h2>The most confident mistakes ({MISTAKES} at most)</h2>",
         _table(("#", "text", "label", "predicted", "confidence"), mistakes, {0, 4})
         if mistakes
         else '<p class="note">No mistakes.</p>',

@@ -4,6 +4,7 @@ where the report is. Names, labels and paths are data: everything shown goes thr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -46,7 +47,7 @@ class EvaluationProgress:
     def advance(self, texts: int) -> None:
         self.progress.update(self.task, advance=texts)
 
-    def __enter__(self):
+    def __enter__(self) -> Callable[[int], None]:
         self.progress.start()
         return self.advance
 
