@@ -419,7 +419,8 @@ def _cmd_ci(args: argparse.Namespace) -> int:
     target = ci.choose_target(branch, source, env=args.env, mode=mode, branch_map=ci.branch_map())
     out = console()
     named = f" (branch {branch} from {source})" if branch and target.mode is not ci.Mode.APPLY else ""
-    out.print(f"[bold]plexus-infra ci:[/] {escape(target.reason)}{escape(named)}")
+    reason = f"{ci.Mode.PLAN_ONLY.value} of every environment" if args.all else target.reason
+    out.print(f"[bold]plexus-infra ci:[/] {escape(reason)}{escape(named)}")
     if args.all:
         return _ci_plan_all(args, target)
     with contextlib.ExitStack() as stack:

@@ -297,6 +297,7 @@ def test_plan_only_all_writes_one_report_with_the_risky_changes_first(
     capsys.readouterr()
     assert cli.main(["ci", "--plan-only", "--all", "--branch", "feature/x", "--detailed-exitcode"]) == cli.EXIT_CHANGES
     out = capsys.readouterr().out
+    assert out.startswith("plexus-infra ci: plan-only of every environment (branch feature/x from --branch)\n")
     assert "Summary of 3 environments" in out
     report = (workdir / "plan-artifacts/report.md").read_text()
     assert report.startswith("<!-- plexus-infra-plan-report -->\n## plexus-infra plan: 3 environments\n")
