@@ -129,3 +129,92 @@ def test_a_role_the_stack_still_holds_is_refused_though_cloudformation_never_tag
     assert code == 0, err
     tags = {t["Key"]: t["Value"] for t in boto3.client("iam").list_role_tags(RoleName=role)["Tags"]}
     assert tags["plexus:environment"] == "staging"
+
+
+def deploy_plexus_stack() -> str:
+    """Plexus's own MLTrainingStack (infrastructure/stacks/ml_training_stack.py in AnthusAI/Plexus) for staging, as
+    CloudFormation holds it: a versioned SSE-S3 bucket, Block Public Access, its two lifecycle rules, and a role
+    with AmazonSageMakerFullAccess and the inline policy TrainingBucketAccess on the whole bucket. Returns the
+    role's name."""
+    arn = f"arn:aws:s3:::{STAGING_BUCKET}"
+    access = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"],
+                "Resource": [arn, f"{arn}/*"],
+            }
+        ],
+    }
+    role = deploy_cdk_stack()
+    # moto's CloudFormation makes the bucket and the role but applies few of their properties, and it stores an
+    # inline policy from a template as a Python repr that no IAM client can parse; AWS applies all of them and
+    # returns the policy as URL-encoded JSON. So the properties the template states are set here, as AWS sets them.
+    s3, iam = boto3.client("s3"), boto3.client("iam")
+    s3.put_bucket_encryption(
+        Bucket=STAGING_BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    flags = dict.fromkeys(("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True)
+    s3.put_public_access_block(Bucket=STAGING_BUCKET, PublicAccessBlockConfiguration=flags)
+    ia, glacier = {"Days": 30, "StorageClass": "STANDARD_IA"}, {"Days": 90, "StorageClass": "GLACIER"}
+    rules = [
+        {"ID": "TransitionOldTrainingData", "Status": "Enabled", "Filter": {"Prefix": "training-data/"},
+         "Transitions": [ia, glacier]},
+        {"ID": "TransitionOldModels", "Status": "Enabled", "Filter": {"Prefix": "models/"},
+         "Transitions": [{"Days": 90, "StorageClass": "STANDARD_IA"}]},
+    ]  # fmt: skip
+    s3.put_bucket_lifecycle_configuration(Bucket=STAGING_BUCKET, LifecycleConfiguration={"Rules": rules})
+    iam.update_role(RoleName=role, Description="Role for SageMaker training jobs in staging")
+    # The tests' moto loads none of AWS's managed policies (seconds at every reset): one of the same name stands in.
+    full_access = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"}],
+    }
+    policy = iam.create_policy(PolicyName="AmazonSageMakerFullAccess", PolicyDocument=json.dumps(full_access))
+    iam.attach_role_policy(RoleName=role, PolicyArn=policy["Policy"]["Arn"])
+    iam.put_role_policy(RoleName=role, PolicyName="TrainingBucketAccess", PolicyDocument=json.dumps(access))
+    return role
+
+
+def test_plexus_own_cdk_stack_is_imported_and_adopted_without_losing_a_grant(
+    real_aws: RealAwsProxy, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    role = deploy_plexus_stack()
+    system = real_aws.tag_like_cloudformation(STACK)[STAGING_BUCKET]
+    code, out, err = cli(capsys, "import", "staging", "--bucket", STAGING_BUCKET, "--role", role, "--force")
+    assert code == 0, err
+    assert f"still managed by CloudFormation stack {STACK}" in out
+    manifest = "environments/staging.yaml"
+
+    code, out, _ = cli(capsys, "plan", manifest, "--json")
+    changes = {c["address"]: c for c in json.loads(out)["resource_changes"] if c["actions"] != ["no-op"]}
+    # Adopting adds the ownership tags, the outputs, BucketOwnerEnforced (moto has none; AWS's default since 2023),
+    # the trust policy's confused-deputy conditions and the tool's own inline policy, and takes nothing away.
+    assert {address.split(".")[0] for address in changes} == {
+        "ssm_outputs",
+        "s3_bucket",
+        "s3_bucket_ownership_controls",
+        "iam_role",
+        "iam_role_inline_policies",
+    }
+    inline = changes[f"iam_role_inline_policies.{role}"]
+    assert set(inline["after"]["policies"]) - set(inline["before"]["policies"]) == {"plexus-training-access"}
+    assert cli(capsys, "apply", manifest, "--adopt", "--auto-approve")[0] == 1  # the stack still holds them
+
+    boto3.client("cloudformation").delete_stack(StackName=STACK)
+    code, _, err = cli(capsys, "apply", manifest, "--adopt", "--auto-approve")
+    assert code == 0, err
+    assert cli(capsys, "plan", manifest, "--detailed-exitcode")[0] == 0
+    iam = boto3.client("iam")
+    assert sorted(iam.list_role_policies(RoleName=role)["PolicyNames"]) == [
+        "TrainingBucketAccess",
+        "plexus-training-access",
+    ]
+    attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
+    assert attached == ["arn:aws:iam::123456789012:policy/AmazonSageMakerFullAccess"]
+    assert {k: v for k, v in bucket_tags().items() if k.startswith("aws:")} == system
+    assert real_aws.rules.refused == []
