@@ -25,9 +25,20 @@ if TYPE_CHECKING:
     from plexus_train.views import TrainingRow
 
 
-def _add_score(parser: argparse.ArgumentParser, *, score_required: bool = True, score_help: str = "") -> None:
+def _add_score(
+    parser: argparse.ArgumentParser,
+    *,
+    score_required: bool = True,
+    score_help: str = "",
+    scorecard_required: bool = True,
+) -> None:
     parser.add_argument(
-        "--scorecard", "--scorecard-name", dest="scorecard", required=True, metavar="NAME", help="scorecard name or key"
+        "--scorecard",
+        "--scorecard-name",
+        dest="scorecard",
+        required=scorecard_required,
+        metavar="NAME",
+        help="scorecard name or key",
     )
     parser.add_argument(
         "--score",
@@ -65,9 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = commands.add_parser("train", help="train a score's classifier (or every one of a scorecard's)")
-    _add_score(train, score_required=False, score_help="score name or key (default: every trainable score)")
+    _add_score(
+        train,
+        score_required=False,
+        scorecard_required=False,
+        score_help="score name or key (default: every trainable score)",
+    )
     train.add_argument("--data", metavar="NAME|PATH", help="datasources/NAME.yaml or a .csv/.parquet path")
     train.add_argument("--platform", choices=("local", "sagemaker"), help="override training.platform")
+    train.add_argument(
+        "--instance-type",
+        type=_training_instance_type,
+        metavar="TYPE",
+        help="override training.instance_type; local runs the SageMaker job on this machine (implies --platform "
+        "sagemaker)",
+    )
+    train.add_argument("--no-wait", action="store_true", help="SageMaker: create the job, print its name, exit")
+    train.add_argument("--attach", metavar="JOB", help="wait for a SageMaker training job and publish its model")
     train.add_argument("--epochs", type=_bounded(1, 1000), metavar="N", help="override number_of_epochs")
     train.add_argument("--batch-size", type=_bounded(1, 4096), metavar="N", help="override batch_size")
     train.add_argument("--learning-rate", type=_rate, metavar="RATE", help="override learning_rate (0 < RATE ≤ 1)")
@@ -108,8 +133,32 @@ def build_parser() -> argparse.ArgumentParser:
     shown = predict.add_mutually_exclusive_group()
     shown.add_argument("--format", choices=("table", "json", "yaml"), default=None, help="output (default: table)")
     shown.add_argument("--json", action="store_true", help="the same as --format json")
-    predict.add_argument("--endpoint", metavar="NAME", help="invoke this SageMaker endpoint instead of local artifacts")
+    where = predict.add_mutually_exclusive_group()
+    where.add_argument("--endpoint", metavar="NAME", help="invoke this SageMaker endpoint instead of local artifacts")
+    where.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="POST to this SageMaker-style server (plexus serve), e.g. http://127.0.0.1:8080",
+    )
     _add_env(predict)
+
+    serve = commands.add_parser(
+        "serve", help="serve a score's model.tar.gz here, as a SageMaker inference container does (/ping, /invocations)"
+    )
+    _add_score(serve)
+    serve.add_argument("--port", type=_bounded(0, 65535), default=8080, metavar="N", help="port (default 8080; 0: any)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", metavar="ADDRESS", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--model",
+        metavar="PATH|s3://...",
+        help="this model.tar.gz (default: the bucket's models/{sc}/{s}/)",
+    )
+    _add_env(serve)
+    from plexus_train.evaluation.command import register_evaluate
+
+    register_evaluate(commands)
     return parser
 
 
@@ -149,6 +198,10 @@ def _positive_number(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError("must be a positive number")
     return value
+
+
+def _training_instance_type(text: str) -> str:
+    return text if text == "local" else _instance_type(text)
 
 
 def _instance_type(text: str) -> str:
@@ -213,8 +266,15 @@ def _score(args: argparse.Namespace) -> Score:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    """One score, or without --score every score of the scorecard that this tool can train, then one table."""
+    """One score, or without --score every score of the scorecard that this tool can train, then one table; or
+    with --attach, a job already created."""
     aws = _Aws(args.env)
+    if args.attach:
+        from plexus_train import views
+
+        result = _sagemaker(aws, args.verbose).attach(args.attach)
+        views.print_trained(result.location)
+        return EXIT_OK
     if args.score:
         _train(_score(args), args, aws)
         return EXIT_OK
@@ -229,7 +289,13 @@ def _train(score: Score, args: argparse.Namespace, aws: _Aws) -> TrainingRow:
 
     score = score.with_overrides(
         platform=args.platform, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate
-    )
+    ).with_training(instance_type=args.instance_type)
+    if args.instance_type == "local" and args.platform is None:
+        score = score.with_overrides(platform="sagemaker")
+    if args.no_wait and score.training.platform != "sagemaker":
+        from plexus_infra.core.errors import PlexusError
+
+        raise PlexusError(f"--no-wait applies to --platform sagemaker; {score.name!r} trains locally")
     source = datasources.for_score(score, args.data)
     text, labels = datasources.columns(score, source)
     s3 = aws.clients.s3 if is_s3_uri(source.location) else None
@@ -239,7 +305,13 @@ def _train(score: Score, args: argparse.Namespace, aws: _Aws) -> TrainingRow:
     if args.fresh:
         views.print_forgotten(forget_local_model(score))
     views.print_training(score, dataset)
-    result = _platform(score, aws, args.verbose).train(score, dataset)
+    platform = _platform(score, aws, args.verbose)
+    if args.no_wait and score.training.instance_type != "local":
+        result = platform.train(score, dataset, wait=False)
+        views.print_job_created(result.job)
+        classes = len(dataset.class_counts())
+        return views.TrainingRow(score.name, "created", len(dataset.texts), classes, None, f"training job {result.job}")
+    result = platform.train(score, dataset)
     views.print_trained(result.location)
     classes = len(dataset.class_counts())
     return views.TrainingRow(score.name, "trained", len(dataset.texts), classes, result.f1, result.location)
@@ -276,13 +348,19 @@ def _train_scorecard(args: argparse.Namespace, aws: _Aws) -> int:
 
 def _platform(score: Score, aws: _Aws, verbose: bool = False) -> LocalPlatform | SageMakerPlatform:
     from plexus_infra.core.console import console
-    from plexus_train.views import RichProgress, StatusLines
+    from plexus_train.views import RichProgress
 
     if score.training.platform == "local":
         from plexus_train.platforms.local import LocalPlatform
 
         return LocalPlatform(RichProgress(console(), verbose=verbose))
+    return _sagemaker(aws, verbose)
+
+
+def _sagemaker(aws: _Aws, verbose: bool) -> SageMakerPlatform:
+    from plexus_infra.core.console import console
     from plexus_train.platforms.sagemaker import SageMakerPlatform
+    from plexus_train.views import StatusLines
 
     return SageMakerPlatform(aws.clients, aws.outputs, StatusLines(console()), verbose=verbose)
 
@@ -349,6 +427,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         texts = predict.texts_from_csv(Path(args.file), predict.text_column(score, model_dir(score)))
     if args.endpoint:
         answers = predict.predict_endpoint(_Aws(args.env).clients.runtime, args.endpoint, texts)
+    elif args.endpoint_url:
+        from plexus_train.endpoint_url import invoke_url
+
+        answers = invoke_url(args.endpoint_url, texts)
     else:
         answers = predict.predict_local(model_dir(score), texts)
     rows = [{"text": text, **answer} for text, answer in zip(texts, answers, strict=True)]
@@ -356,7 +438,28 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": _cmd_train, "provision": _cmd_provision, "predict": _cmd_predict}
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """Extract the model.tar.gz as SageMaker does and answer /ping and /invocations until Ctrl-C."""
+    from plexus_train import serving, views
+    from plexus_train.locations import is_s3_uri, keys, s3_uri
+
+    score = _score(args)
+    aws = _Aws(args.env)
+    location = args.model or s3_uri(aws.outputs.bucket, keys(score).model)
+    s3 = aws.clients.s3 if is_s3_uri(location) else None
+    with serving.extracted(location, s3) as model_dir:
+        serving.serve(model_dir, args.host, args.port, views.print_serving)
+    views.print_served()
+    return EXIT_OK
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "provision": _cmd_provision,
+    "predict": _cmd_predict,
+    "serve": _cmd_serve,
+    "evaluate": lambda args: args.run(args),  # plexus_train/evaluation/command.py: register_evaluate sets args.run
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -366,6 +469,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(with_default_action(sys.argv[1:] if argv is None else argv))
     if getattr(args, "action", None) == "endpoint" and not args.plan and (args.json or args.detailed_exitcode):
         parser.error("--json and --detailed-exitcode apply only with --plan")
+    if args.command == "train" and bool(args.attach) == bool(args.scorecard):
+        parser.error(
+            "give --scorecard (to train) or --attach JOB (to wait for a job), not both"
+            if args.attach
+            else "the following arguments are required: --scorecard (or --attach JOB)"
+        )
+    if args.command == "train" and args.attach and args.no_wait:
+        parser.error("--attach waits for a job; --no-wait does not go with it")
     from plexus_train.container.errors import ContainerError
 
     return run_command(lambda: COMMANDS[args.command](args), debug=args.debug, expected=(ContainerError,))

@@ -5,6 +5,7 @@
   s3://BUCKET/training-code/{sc}/{s}/sourcedir.tar.gz the code a job runs
   s3://BUCKET/models/{sc}/{s}/jobs/                   where jobs write (`{job}/output/model.tar.gz`)
   s3://BUCKET/models/{sc}/{s}/model.tar.gz            the model endpoints serve
+  s3://BUCKET/models/{sc}/{s}/checkpoints/            a checkpointed job's checkpoints (spot, local mode)
 
 `{sc}/{s}` is `Score.path`, `{scorecard_key}/{score_key}`. The training role plexus-infra creates may write
 `training-data/`, `models/` and `training-code/` only, which is why jobs write under `models/`.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,23 +40,42 @@ class Keys:
     + code: the code a job runs, `training-code/{sc}/{s}/sourcedir.tar.gz`
     + model: the model endpoints serve, `models/{sc}/{s}/model.tar.gz`
     + jobs: where jobs write, `models/{sc}/{s}/jobs` (under models/, which the training role may write)
+    + checkpoints: where a checkpointed job's checkpoints are synced, `models/{sc}/{s}/checkpoints`
     """
 
     data: str
     code: str
     model: str
     jobs: str
+    checkpoints: str
 
 
 def keys(score: Score) -> Keys:
     """Example: `keys(score).model == "models/demo-support/ticket-topic/model.tar.gz"`"""
-    path = score.path
+    return keys_of_path(score.path)
+
+
+def keys_of_path(path: str) -> Keys:
+    """The keys of the score whose `Score.path` is `path` (`{sc}/{s}`)."""
     return Keys(
         data=f"training-data/{path}/{DATA_FILE}",
         code=f"training-code/{path}/sourcedir.tar.gz",
         model=f"models/{path}/model.tar.gz",
         jobs=f"models/{path}/jobs",
+        checkpoints=f"models/{path}/checkpoints",
     )
+
+
+JOBS = re.compile(r"(?:^|/)models/([^/]+)/([^/]+)/jobs(?:/|$)")
+
+
+def keys_of_jobs(location: str) -> Keys | None:
+    """The score's keys from a key or URI under its jobs prefix, None when `location` is not under one.
+
+    Example: `keys_of_jobs("s3://b/models/a/b/jobs").model == "models/a/b/model.tar.gz"`
+    """
+    found = JOBS.search(location.removeprefix(S3).partition("/")[2] if is_s3_uri(location) else location)
+    return keys_of_path(f"{found.group(1)}/{found.group(2)}") if found else None
 
 
 def s3_uri(bucket: str, key: str) -> str:

@@ -103,6 +103,9 @@ class Deployment:
         return self.type == "realtime" and self.most_instances > self.min_instances
 
 
+MAX_WAIT_DEFAULT_CAP = 28 * 86_400
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """Where the score trains; the SageMaker fields matter only for SageMaker. `type` is Plexus's training type
@@ -118,6 +121,17 @@ class TrainingSettings:
     image_uri: str | None = None
     inference_image_uri: str | None = None
     framework_version: str = "2.6"  # transformers 5 needs torch >= 2.6; AWS publishes 2.6 images for py312
+    processes_per_host: int | None = None  # None: one per GPU, else 1 (container.distributed)
+    spot: bool = False
+    max_wait_seconds: int | None = None
+
+    @property
+    def max_wait(self) -> int:
+        """MaxWaitTimeInSeconds of a spot job: `max_wait_seconds`, else twice the run time (the run plus as long
+        again to wait for spot capacity), at least the run time and at most 28 days."""
+        if self.max_wait_seconds is not None:
+            return self.max_wait_seconds
+        return max(self.max_runtime_seconds, min(2 * self.max_runtime_seconds, MAX_WAIT_DEFAULT_CAP))
 
 
 @dataclass(frozen=True)
@@ -157,6 +171,11 @@ class Score:
         platform = given.pop("platform", None)
         score = replace(self, config=replace(self.config, **given))
         return replace(score, training=replace(score.training, platform=platform)) if platform else score
+
+    def with_training(self, **changes: Any) -> Score:
+        """Apply command-line overrides of TrainingSettings fields; None means 'not given'."""
+        given = {name: value for name, value in changes.items() if value is not None}
+        return replace(self, training=replace(self.training, **given)) if given else self
 
     def with_deployment(self, **changes: Any) -> Score:
         """Apply command-line deployment overrides (Deployment fields); None means 'not given'."""
@@ -451,6 +470,7 @@ def _score(card: Scorecard, entry: ScoreEntry) -> Score:
     windows = data.get("maximum_windows", 0) if data.get("multiple_windows") else 1
     config = replace(config, schedule=schedule, max_windows=windows)
     training = dict(data.get("training", {}))
+    _check_spot(doc, path, training)
     score = Score(
         scorecard_name=card.name,
         scorecard_key=card.key,
@@ -479,6 +499,17 @@ def _score(card: Scorecard, entry: ScoreEntry) -> Score:
         where = (*path, "name") if entry.named else path
         raise ManifestError([doc.problem(where, f"the score's name gives {_bad_key(score.key)}; set key")])
     return score
+
+
+def _check_spot(doc: YamlDocument, path: Path_, training: dict[str, Any]) -> None:
+    """SageMaker refuses a spot job whose MaxWaitTimeInSeconds is below its MaxRuntimeInSeconds
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_StoppingCondition.html): say so before any
+    upload."""
+    wait, runtime = training.get("max_wait_seconds"), training.get("max_runtime_seconds", 86_400)
+    if training.get("spot") and wait is not None and wait < runtime:
+        where = (*path, "training", "max_wait_seconds")
+        message = f"{wait} is below max_runtime_seconds ({runtime}); a spot job waits at least as long as it runs"
+        raise ManifestError([doc.problem(where, message)])
 
 
 def _deployment(data: dict[str, Any], training: dict[str, Any]) -> Deployment:

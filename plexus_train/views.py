@@ -108,6 +108,20 @@ def print_trained(location: str) -> None:
     console().print(f"[green]✓[/] model: {escape(location)}")
 
 
+def print_job_created(job: str | None) -> None:
+    """`--no-wait`: the job's name, and how to pick it up again."""
+    console().print(f"training job {escape(str(job))} created; `plexus train --attach {escape(str(job))}` waits for it")
+
+
+def print_serving(line: str) -> None:
+    """What `plexus serve` says while it starts and once it listens."""
+    console().print(escape(line))
+
+
+def print_served() -> None:
+    console().print("stopped serving")
+
+
 def print_forgotten(directory: Path | None) -> None:
     """What `--fresh` removed before training."""
     if directory is not None:
@@ -118,7 +132,8 @@ def print_forgotten(directory: Path | None) -> None:
 class TrainingRow:
     """One score's line in the table that ends `plexus train --scorecard X` (every score).
 
-    + status: trained, skipped (a class this tool does not train) or failed
+    + status: trained, created (a SageMaker job left running: `--no-wait`), skipped (a class this tool does not
+      train) or failed
     + why: for a score not trained, why not
     """
 
@@ -131,7 +146,7 @@ class TrainingRow:
     why: str = ""
 
 
-STATUS_STYLES = {"trained": "green", "skipped": "dim", "failed": "red"}
+STATUS_STYLES = {"trained": "green", "created": "cyan", "skipped": "dim", "failed": "red"}
 
 
 def print_skipped(note: str) -> None:

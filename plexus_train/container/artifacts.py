@@ -46,6 +46,7 @@ def save_classifier(trained: TrainedClassifier, directory: Path, identity: dict[
         "hyperparameters": asdict(trained.config),
         "best_epoch": trained.best_epoch,
         "stopped_early": trained.stopped_early,
+        "world_size": trained.world_size,
         "metrics": trained.best.as_dict(),
     }
     (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

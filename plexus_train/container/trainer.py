@@ -4,6 +4,13 @@ warmup-plateau-decay by epochs), early stopping on validation loss. Texts become
 
 Progress goes to a Reporter, so the same loop drives a rich display on a terminal and plain log lines in a
 SageMaker container (where CloudWatch keeps them).
+
+With several processes (`distributed.World`) the model is wrapped in DistributedDataParallel and each rank trains on
+its share of every batch (`distributed.shard`), its loss scaled so that the averaged gradient is the whole batch's
+mean, exactly as one process would compute it; the training loss is all-reduced, and rank 0 alone evaluates,
+checkpoints and keeps the best weights, its validation loss broadcast so every rank stops at the same epoch. With a
+checkpoint directory each epoch's end is checkpointed and a run resumes from the newest checkpoint
+(`checkpoints`).
 """
 
 from __future__ import annotations
@@ -12,18 +19,21 @@ import copy
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from plexus_train.container import checkpoints
 from plexus_train.container.config import TrainingConfig
+from plexus_train.container.distributed import World, from_main, gathered, shard, summed
 from plexus_train.container.metrics import classification_metrics
 from plexus_train.container.model import BERTClassifier, load_encoder
 from plexus_train.container.reporting import EpochResult, Reporter, SilentReporter
 from plexus_train.container.split import stratified_split
-from plexus_train.container.windows import EncodedText, batched, encode_texts
+from plexus_train.container.windows import EncodedText, WindowBatch, batched, collate, encode_texts
 
 
 @dataclass
@@ -38,6 +48,8 @@ class TrainedClassifier:
     best_epoch: int = 0
     stopped_early: bool = False
     notes: list[str] = field(default_factory=list)
+    world_size: int = 1
+    resumed_from: int = 0  # the epoch of the checkpoint this run resumed from (0: none)
 
     @property
     def best(self) -> EpochResult:
@@ -91,20 +103,19 @@ def batches(encoded: Sequence[EncodedText], targets: torch.Tensor, order: Sequen
         yield batch, targets[list(chosen)]
 
 
-def device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def train_classifier(
     texts: Sequence[str],
     labels: Sequence[str],
     config: TrainingConfig,
     reporter: Reporter | None = None,
+    checkpoint_dir: Path | None = None,
+    world: World | None = None,
 ) -> TrainedClassifier:
     """Fine-tune a BERTClassifier on (text, label) pairs and return the model of the best validation epoch.
 
     Texts are cut into windows once up front (`config.windowing`); the classes are the sorted distinct labels.
+    + checkpoint_dir: checkpoint each epoch here and resume from the newest checkpoint found (None: neither)
+    + world: this process's place among several training processes (None: training alone)
     """
     reporter = reporter or SilentReporter()
     torch.manual_seed(config.seed)
@@ -117,7 +128,7 @@ def train_classifier(
         config = replace(config, max_tokens=limit)
     model = BERTClassifier(encoder, len(classes), config.dropout, config.window_pooling)
     model.freeze_all_but_last(config.trainable_layers)
-    run = _Run(model, tokenizer, classes, config, reporter)
+    run = _Run(model, tokenizer, classes, config, reporter, world or World(), checkpoint_dir)
     return run.fit(texts, labels, notes)
 
 
@@ -133,17 +144,35 @@ class _Run:
     """The state of one training run; `fit` is the only entry."""
 
     def __init__(
-        self, model: BERTClassifier, tokenizer: Any, classes: list[str], config: TrainingConfig, reporter: Reporter
+        self,
+        model: BERTClassifier,
+        tokenizer: Any,
+        classes: list[str],
+        config: TrainingConfig,
+        reporter: Reporter,
+        world: World,
+        checkpoint_dir: Path | None,
     ):
-        self.model = model.to(device())
+        self.world = world
+        self.device = world.device()
+        self.model = model.to(self.device)
+        self.forward: Any = self.model
+        if world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # The encoder's pooler (BERT's) trains nothing here (windows are mean-pooled) but may be unfrozen.
+            self.forward = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
         self.tokenizer = tokenizer
         self.classes = classes
         self.config = config
-        self.reporter = reporter
+        self.reporter = reporter if world.main else SilentReporter()
+        self.checkpoint_dir = checkpoint_dir
         self.loss = nn.CrossEntropyLoss()
+        self.summed_loss = nn.CrossEntropyLoss(reduction="sum")
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], notes: Sequence[str] = ()) -> TrainedClassifier:
-        config = self.config
+        config, world = self.config, self.world
         index = {label: i for i, label in enumerate(self.classes)}
         targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
         train, validation = stratified_split(targets.tolist(), config.validation_fraction, config.seed)
@@ -157,59 +186,145 @@ class _Run:
         )
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factor(config, per_epoch, total))
         rng = random.Random(config.seed)
-        result = TrainedClassifier(self.model, self.tokenizer, self.classes, config, notes=list(notes))
-        best_loss, best_state, stale = float("inf"), None, 0
+        result = TrainedClassifier(
+            self.model, self.tokenizer, self.classes, config, notes=list(notes), world_size=world.size
+        )
+        # The encoder by its directory's name (a job's code names it base_model/, wherever it is extracted) and
+        # the shapes of every weight, with the other settings.
+        settings = {
+            **asdict(config),
+            "embeddings_model": Path(config.embeddings_model).name,
+            "shapes": {name: list(value.shape) for name, value in self.model.state_dict().items()},
+        }
+        run_id = checkpoints.fingerprint(texts, labels, settings, world.size)
+        progress = {"best_loss": float("inf"), "best_state": None, "stale": 0, "stopped": False}
+        first = 1
+        saved = checkpoints.load(self.checkpoint_dir, run_id) if self.checkpoint_dir is not None else None
+        if saved is not None:
+            first = self._resume(saved, optimizer, schedule, rng, result, progress)
         self.reporter.start(config.epochs, per_epoch)
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first, config.epochs + 1):
+            if progress["stopped"]:
+                break
             started = time.perf_counter()
             order = list(train)
             rng.shuffle(order)
             learning_rate = schedule.get_last_lr()[0]
             train_loss = self._train_epoch(encoded, targets, order, optimizer, schedule)
             train_seconds = time.perf_counter() - started
-            validation_loss, metrics = self._evaluate(encoded, targets, validation)
-            outcome = EpochResult(
-                epoch=epoch,
-                train_loss=train_loss,
-                validation_loss=validation_loss,
-                learning_rate=learning_rate,
-                train_examples=len(train),
-                train_seconds=train_seconds,
-                seconds=time.perf_counter() - started,
-                **metrics,
-            )
-            result.history.append(outcome)
-            self.reporter.epoch(outcome)
-            if validation_loss < best_loss:
-                best_loss, stale, result.best_epoch = validation_loss, 0, epoch
-                best_state = copy.deepcopy(self.model.state_dict())
+            validation_loss, metrics = self._evaluate(encoded, targets, validation) if world.main else (0.0, {})
+            validation_loss = from_main(validation_loss, world)
+            if world.main:
+                outcome = EpochResult(
+                    epoch=epoch,
+                    train_loss=train_loss,
+                    validation_loss=validation_loss,
+                    learning_rate=learning_rate,
+                    train_examples=len(train),
+                    train_seconds=train_seconds,
+                    seconds=time.perf_counter() - started,
+                    **metrics,
+                )
+                result.history.append(outcome)
+            if validation_loss < progress["best_loss"]:
+                progress.update(best_loss=validation_loss, stale=0)
+                result.best_epoch = epoch
+                if world.main:
+                    progress["best_state"] = copy.deepcopy(self.model.state_dict())
             else:
-                stale += 1
-                if stale >= config.early_stopping_patience and epoch < config.epochs:
-                    result.stopped_early = True
-                    break
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
+                progress["stale"] += 1
+                if progress["stale"] >= config.early_stopping_patience and epoch < config.epochs:
+                    progress["stopped"] = result.stopped_early = True
+            self._checkpoint(epoch, run_id, optimizer, schedule, rng, result, progress)
+            if world.main:
+                self.reporter.epoch(result.history[-1])
+        if progress["best_state"] is not None:
+            self.model.load_state_dict(progress["best_state"])
         self.model.eval()
-        self.reporter.finish(_summary(result))
+        if world.main:
+            self.reporter.finish(_summary(result))
         return result
 
+    def _checkpoint(self, epoch, run_id, optimizer, schedule, rng, result, progress) -> None:
+        """Checkpoint the end of `epoch` (rank 0 writes it; every rank's RNG state goes in)."""
+        if self.checkpoint_dir is None:
+            return
+        torch_rngs = gathered(torch.get_rng_state(), self.world)
+        if not self.world.main:
+            return
+        state = {
+            "fingerprint": run_id,
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": schedule.state_dict(),
+            "shuffle_rng": rng.getstate(),
+            "torch_rng": torch_rngs,
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "history": [outcome.as_dict() for outcome in result.history],
+            "best_epoch": result.best_epoch,
+            **progress,
+        }
+        checkpoints.save(self.checkpoint_dir, epoch, state)
+
+    def _resume(self, saved, optimizer, schedule, rng, result, progress) -> int:
+        """Restore a checkpoint's state; the first epoch still to train."""
+        self.model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["scheduler"])
+        rng.setstate(_as_random_state(saved["shuffle_rng"]))
+        torch.set_rng_state(saved["torch_rng"][self.world.rank])
+        if torch.cuda.is_available() and saved["cuda_rng"]:
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        result.history = [EpochResult(**outcome) for outcome in saved["history"]]
+        result.best_epoch = saved["best_epoch"]
+        result.resumed_from = saved["epoch"]
+        progress.update({name: saved[name] for name in ("best_loss", "best_state", "stale", "stopped")})
+        result.stopped_early = bool(saved["stopped"])
+        if self.world.main:
+            print(f"resuming from the checkpoint of epoch {saved['epoch']}", flush=True)
+        return saved["epoch"] + 1
+
     def _train_epoch(self, encoded, targets, order, optimizer, schedule) -> float:
+        """One epoch over `order`, batch by batch; with several ranks each takes its share of every batch and the
+        loss is the whole batch's mean (summed here, over the batch's size, times the ranks DDP averages over)."""
         self.model.train()
         total, seen = 0.0, 0
         pad = self.tokenizer.pad_token_id or 0
-        for batch, expected in batches(encoded, targets, order, self.config.batch_size, pad):
+        size = self.config.batch_size
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            mine = shard(chunk, self.world)
             learning_rate = schedule.get_last_lr()[0]
-            loss = self.loss(self.model.logits(batch), expected.to(device()))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if mine:
+                batch = collate(encoded, mine, pad)
+                expected = targets[mine].to(self.device)
+                summed_loss = self.summed_loss(self._logits(batch), expected)
+                (summed_loss * self.world.size / len(chunk)).backward()
+                value = summed_loss.item()
+            else:  # fewer texts in the last batch than ranks: this rank adds nothing, but DDP still averages
+                value = 0.0
+                self._zero_backward()
             optimizer.step()
             schedule.step()
-            value = loss.item()
-            total += value * len(expected)
-            seen += len(expected)
-            self.reporter.batch(value, learning_rate)
+            total += value
+            seen += len(mine)
+            self.reporter.batch(value / max(1, len(mine)), learning_rate)
+        total, seen = summed([total, float(seen)], self.world)
         return total / seen
+
+    def _logits(self, batch: WindowBatch) -> torch.Tensor:
+        here = self.device
+        return self.forward(batch.input_ids.to(here), batch.attention_mask.to(here), batch.windows_per_text)
+
+    def _zero_backward(self) -> None:
+        """A backward pass contributing zero gradient, so this rank joins DDP's gradient all-reduce."""
+        zero = sum(parameter.sum() * 0.0 for parameter in self.model.parameters() if parameter.requires_grad)
+        if self.world.distributed:
+            # DDP reduces only through its own forward: take one on a one-token input, multiplied by zero.
+            ids = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+            zero = zero + self.forward(ids, torch.ones_like(ids), None).sum() * 0.0
+        zero.backward()
 
     @torch.no_grad()
     def _evaluate(self, encoded, targets, subset) -> tuple[float, dict[str, float]]:
@@ -218,10 +333,16 @@ class _Run:
         pad = self.tokenizer.pad_token_id or 0
         for batch, expected in batches(encoded, targets, subset, self.config.batch_size, pad):
             logits = self.model.logits(batch)
-            total += self.loss(logits, expected.to(device())).item() * len(expected)
+            total += self.loss(logits, expected.to(self.device)).item() * len(expected)
             predicted.extend(logits.argmax(dim=-1).tolist())
         truth = targets[list(subset)].tolist()
         return total / len(subset), classification_metrics(truth, predicted, len(self.classes))
+
+
+def _as_random_state(saved: Any) -> tuple:
+    """random.Random's state as setstate takes it (a checkpoint may hand back lists for its tuples)."""
+    version, internal, gauss = saved
+    return (version, tuple(internal), gauss)
 
 
 def _summary(result: TrainedClassifier) -> str:

@@ -5,39 +5,61 @@ local base model, if the score names one) into training-code/{sc}/{s}/sourcedir.
 a new role propagates through IAM); wait, showing status transitions and CloudWatch log lines; copy the job's
 model.tar.gz (written under models/{sc}/{s}/jobs/, a prefix the training role may write) to
 models/{sc}/{s}/model.tar.gz.
+
+With `training.instance_type: local` the same request runs on this machine (`platforms.local_job`) instead of
+CreateTrainingJob, and everything before and after it is the same. `--no-wait` stops after creating the job;
+`attach` picks a job up again by its name.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from plexus_infra.core.aws import Clients, call, copy_object, role_not_assumable_yet, until_consistent, upload_file
-from plexus_infra.core.errors import ApplyError, PlexusError
+from plexus_infra.core.errors import ApplyError, ObserveError, PlexusError
 from plexus_infra.environments import TrainingOutputs
 from plexus_train.container.bundle import TRAINING_ENTRY, copy_code
 from plexus_train.container.config import TrainingConfig, is_local_dir, looks_like_path
 from plexus_train.container.dataset import Dataset
-from plexus_train.container.entrypoint import BASE_MODEL_DIR, SCORE_HP, SCORECARD_HP, VERBOSE_HP
+from plexus_train.container.entrypoint import (
+    BASE_MODEL_DIR,
+    CHECKPOINTS_HP,
+    PROCESSES_HP,
+    SCORE_HP,
+    SCORECARD_HP,
+    VERBOSE_HP,
+)
 from plexus_train.images import image_uri
-from plexus_train.locations import keys, s3_uri, split_s3_uri
+from plexus_train.locations import keys, keys_of_jobs, s3_uri, split_s3_uri
 from plexus_train.names import sagemaker_name
 from plexus_train.packaging import write_tarball
 from plexus_train.platforms import TrainingResult
+from plexus_train.platforms.local_job import LOCAL, LocalJob, check_capacity
 from plexus_train.scorecards import Score
 from plexus_train.waiting import StatusReporter, Waiter, wait
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-# The job's log states the best epoch's metrics in its closing summary (`container.trainer`); SageMaker reads the
-# macro-F1 from it as a metric (DescribeTrainingJob's FinalMetricDataList).
+# SageMaker reads metrics from the job's log lines with these regexes (at most 40 definitions, each a Name and a
+# Regex: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_MetricDefinition.html) and shows them in
+# its console and CloudWatch. Each epoch line (`container.reporting.epoch_line`) gives the epoch's validation
+# loss, accuracy and macro-F1; the closing summary (`container.trainer`) the best epoch's macro-F1, which
+# DescribeTrainingJob's FinalMetricDataList then holds (its last value).
 F1_METRIC = "validation:macro_f1"
-METRIC_DEFINITIONS = [{"Name": F1_METRIC, "Regex": r"best epoch \d+: .*?macro F1 ([0-9.]+)"}]
+METRIC_DEFINITIONS = [
+    {"Name": F1_METRIC, "Regex": r"best epoch \d+: .*?macro F1 ([0-9.]+)"},
+    {"Name": "epoch:validation_loss", "Regex": r"^epoch \d+: train loss [0-9.]+, validation loss ([0-9.]+),"},
+    {"Name": "epoch:validation_accuracy", "Regex": r"^epoch \d+: train loss .*?, accuracy ([0-9.]+),"},
+    {"Name": "epoch:validation_macro_f1", "Regex": r"^epoch \d+: train loss .*?, F1 ([0-9.]+),"},
+]
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath, synced to its S3Uri
 ROLE_PROPAGATION_TIMEOUT = 120.0
 # Beyond the job's own MaxRuntimeInSeconds: time to get instances, download data and upload the model.
 WAIT_MARGIN_SECONDS = 3600.0
@@ -54,8 +76,31 @@ class TrainingJobFailed(PlexusError):
 
 
 def job_waiter(score: Score, waiter: Waiter = TRAINING_JOB) -> Waiter:
-    """`waiter`, waiting at least as long as the job may run (max_runtime_seconds) plus WAIT_MARGIN_SECONDS."""
-    return replace(waiter, timeout=max(waiter.timeout, score.training.max_runtime_seconds + WAIT_MARGIN_SECONDS))
+    """`waiter`, waiting at least as long as the job may run (max_runtime_seconds, or with spot the longer
+    max_wait_seconds, which counts the wait for spot capacity) plus WAIT_MARGIN_SECONDS."""
+    training = score.training
+    longest = max(training.max_runtime_seconds, training.max_wait if training.spot else 0)
+    return replace(waiter, timeout=max(waiter.timeout, longest + WAIT_MARGIN_SECONDS))
+
+
+def attached_waiter(job: dict[str, Any], waiter: Waiter = TRAINING_JOB) -> Waiter:
+    """`job_waiter` for a job known only by its DescribeTrainingJob answer (`plexus train --attach`)."""
+    stopping = job.get("StoppingCondition") or {}
+    longest = max(stopping.get("MaxRuntimeInSeconds", 0), stopping.get("MaxWaitTimeInSeconds", 0))
+    return replace(waiter, timeout=max(waiter.timeout, longest + WAIT_MARGIN_SECONDS))
+
+
+def time_line(job: dict[str, Any]) -> str | None:
+    """The closing line's training vs billable seconds, when SageMaker gives them (managed spot bills less
+    than it trains: the saving is 1 − billable / training)."""
+    trained, billed = job.get("TrainingTimeInSeconds"), job.get("BillableTimeInSeconds")
+    if not isinstance(trained, int):
+        return None
+    if not isinstance(billed, int):
+        return f"training time {trained} s"
+    spot = job.get("EnableManagedSpotTraining") and trained
+    saving = f" (managed spot saved {100 * (1 - billed / trained):.0f}%)" if spot else ""
+    return f"training time {trained} s, billable time {billed} s{saving}"
 
 
 def build_sourcedir(score: Score, target: Path) -> tuple[Path, str]:
@@ -110,8 +155,39 @@ class SageMakerPlatform:
     sleep: Callable[[float], None] = time.sleep
     waiter: Waiter = TRAINING_JOB
     verbose: bool = False
+    cpus: int | None = field(default_factory=os.cpu_count)
 
-    def train(self, score: Score, dataset: Dataset) -> TrainingResult:
+    def train(self, score: Score, dataset: Dataset, wait: bool = True) -> TrainingResult:
+        """Upload, create the job (or run it here, in local mode) and, unless `wait` is false, follow it to its
+        end and publish its model."""
+        training = score.training
+        if training.instance_type == LOCAL:
+            check_capacity(training.instance_count, training.processes_per_host or 1, self.cpus)
+        name, request = self._prepare(score, dataset)
+        if training.instance_type == LOCAL:
+            return self._finish(LocalJob(self.clients.s3, self.reporter).run(request))
+        self._create_job(name, request)
+        if not wait:
+            return TrainingResult("", job=name)
+        return self._finish(self._wait(name, job_waiter(score, self.waiter)))
+
+    def attach(self, name: str) -> TrainingResult:
+        """Wait for the job `name` (created by `train(..., wait=False)`, or another run) as `train` does."""
+        job = call(
+            self.clients.sagemaker.describe_training_job,
+            f"training job {name}",
+            absent=("ValidationException", "ResourceNotFound"),
+            TrainingJobName=name,
+        )
+        if job is None:
+            raise PlexusError(f"no training job {name} in {self.clients.region} (sagemaker:DescribeTrainingJob)")
+        if keys_of_jobs(job["OutputDataConfig"]["S3OutputPath"]) is None:
+            raise PlexusError(f"training job {name} was not made by plexus train (its output is not under models/)")
+        self.reporter.status(f"attached to training job {name}")
+        return self._finish(self._wait(name, attached_waiter(job, self.waiter)))
+
+    def _prepare(self, score: Score, dataset: Dataset) -> tuple[str, dict[str, Any]]:
+        """Upload the data and the code; the job's name and its CreateTrainingJob request."""
         bucket = self.outputs.bucket
         s3 = self.clients.s3
         self.reporter.status(f"uploading {len(dataset.texts)} examples to {s3_uri(bucket, keys(score).data)}")
@@ -135,13 +211,24 @@ class SageMakerPlatform:
             label_column=dataset.label_column,
         )
         name = self.job_name(score)
-        self._create_job(name, self.job_request(name, score, config))
-        waiter = job_waiter(score, self.waiter)
-        job = wait(waiter, lambda: self._describe(name), self.reporter.status, self._logs(name), self.sleep)
+        return name, self.job_request(name, score, config)
+
+    def _wait(self, name: str, waiter: Waiter) -> dict[str, Any]:
+        return wait(waiter, lambda: self._describe(name), self.reporter.status, self._logs(name), self.sleep)
+
+    def _finish(self, job: dict[str, Any]) -> TrainingResult:
+        """A finished job: its failure as one error, else its model published, its checkpoints (needed only to
+        resume it) removed and its training vs billable time said."""
+        name = job["TrainingJobName"]
         if job["TrainingJobStatus"] != "Completed":
             reason = job.get("FailureReason") or "no reason given"
             raise TrainingJobFailed(f"training job {name} {job['TrainingJobStatus'].lower()}: {reason}")
-        return TrainingResult(self._publish_model(job, score), best_f1(job))
+        location = self._publish_model(job)
+        self._remove_checkpoints(job)
+        line = time_line(job)
+        if line:
+            self.reporter.status(line)
+        return TrainingResult(location, best_f1(job), job=name)
 
     def job_request(self, name: str, score: Score, config: TrainingConfig) -> dict[str, Any]:
         """The CreateTrainingJob request (pure, apart from the image lookup)."""
@@ -151,14 +238,21 @@ class SageMakerPlatform:
             SCORECARD_HP: json.dumps(score.scorecard_name),
             SCORE_HP: json.dumps(score.name),
             VERBOSE_HP: json.dumps(self.verbose),
+            PROCESSES_HP: json.dumps(training.processes_per_host or 0),
             "sagemaker_program": json.dumps(TRAINING_ENTRY),
             "sagemaker_submit_directory": json.dumps(s3_uri(bucket, keys(score).code)),
             "sagemaker_region": json.dumps(self.clients.region),
         }
-        image = image_uri(
-            training.image_uri, "training", training.framework_version, self.clients.region, training.instance_type
-        )
-        return {
+        if training.instance_type == LOCAL:  # this machine's Python stands in for the image
+            image = training.image_uri or LOCAL
+        else:
+            image = image_uri(
+                training.image_uri, "training", training.framework_version, self.clients.region, training.instance_type
+            )
+        checkpointed = training.spot or training.instance_type == LOCAL
+        if checkpointed:
+            hyperparameters[CHECKPOINTS_HP] = json.dumps(True)
+        request: dict[str, Any] = {
             "TrainingJobName": name,
             "AlgorithmSpecification": {
                 "TrainingImage": image,
@@ -189,6 +283,19 @@ class SageMakerPlatform:
             "StoppingCondition": {"MaxRuntimeInSeconds": training.max_runtime_seconds},
             "Tags": [{"Key": "plexus:score", "Value": score.path}],
         }
+        if checkpointed:
+            # SageMaker syncs LocalPath to S3Uri while the job runs and restores it into a restarted (spot) job:
+            # https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html. Local mode does the same.
+            request["CheckpointConfig"] = {
+                "S3Uri": s3_uri(bucket, keys(score).checkpoints),
+                "LocalPath": CHECKPOINT_LOCAL_PATH,
+            }
+        if training.spot:
+            # https://docs.aws.amazon.com/sagemaker/latest/dg/model-managed-spot-training.html: MaxWaitTimeInSeconds
+            # (the run plus the wait for spot capacity) must be at least MaxRuntimeInSeconds.
+            request["EnableManagedSpotTraining"] = True
+            request["StoppingCondition"]["MaxWaitTimeInSeconds"] = training.max_wait
+        return request
 
     def _create_job(self, name: str, request: dict[str, Any]) -> None:
         """CreateTrainingJob, retried while a new role propagates. It takes no idempotency token: when an
@@ -258,14 +365,32 @@ class SageMakerPlatform:
         state["seen"].add(event["eventId"])
         self.reporter.log(event["message"].rstrip())
 
-    def _publish_model(self, job: dict[str, Any], score: Score) -> str:
-        """Copy the job's model.tar.gz to the canonical models/{sc}/{s}/model.tar.gz."""
+    def _publish_model(self, job: dict[str, Any]) -> str:
+        """Copy the job's model.tar.gz to the canonical models/{sc}/{s}/model.tar.gz (the score's, from the job's
+        output path models/{sc}/{s}/jobs)."""
         source = job["ModelArtifacts"]["S3ModelArtifacts"]
         source_bucket, source_key = split_s3_uri(source)
         s3, bucket = self.clients.s3, self.outputs.bucket
         if call(s3.head_object, source, absent=("404", "NoSuchKey"), Bucket=source_bucket, Key=source_key) is None:
             raise PlexusError(f"training job {job['TrainingJobName']} completed but its model {source} does not exist")
-        target = s3_uri(bucket, keys(score).model)
-        copy_object(s3, (source_bucket, source_key), bucket, keys(score).model)  # > 5 GB copies in parts
+        published = keys_of_jobs(source_key)
+        if published is None:
+            raise PlexusError(f"training job {job['TrainingJobName']}'s model {source} is not under a score's models/")
+        model_key = published.model
+        target = s3_uri(bucket, model_key)
+        copy_object(s3, (source_bucket, source_key), bucket, model_key)  # > 5 GB copies in parts
         self.reporter.status(f"model at {target}")
         return target
+
+    def _remove_checkpoints(self, job: dict[str, Any]) -> None:
+        """A completed job's checkpoints only served to resume it: delete them, so the score's next job starts
+        afresh instead of resuming a finished run."""
+        checkpoint = job.get("CheckpointConfig")
+        if not checkpoint:
+            return
+        bucket, prefix = split_s3_uri(checkpoint["S3Uri"])
+        s3, where = self.clients.s3, checkpoint["S3Uri"]
+        listed = call(s3.list_objects_v2, where, error=ObserveError, Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
+        stale = [{"Key": item["Key"]} for item in (listed or {}).get("Contents", [])]
+        if stale:
+            call(s3.delete_objects, where, error=ApplyError, Bucket=bucket, Delete={"Objects": stale, "Quiet": True})

@@ -103,6 +103,25 @@ class StatusRecorder:
         self.lines.append(f"log: {line}")
 
 
+class SplitClient:
+    """A sagemaker client whose create_training_job is the real one (moto's) and everything else a stubbed one."""
+
+    def __init__(self, stubbed, create):
+        self._stubbed, self.create_training_job = stubbed, create
+
+    def __getattr__(self, name):
+        return getattr(self._stubbed, name)
+
+
+def set_training(project: Path, **fields: object) -> None:
+    """Add `fields` to the test score's training: block (make_project's scorecard)."""
+    import json
+
+    path = project / "scorecards" / "test.yaml"
+    lines = "".join(f"      {name}: {json.dumps(value)}\n" for name, value in fields.items())
+    path.write_text(path.read_text().replace("    training:\n", "    training:\n" + lines), encoding="utf-8")
+
+
 def cli_env() -> dict[str, str]:
     """Subprocesses run from temporary directories: make sure they import this checkout."""
     return {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}

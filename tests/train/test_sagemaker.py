@@ -21,7 +21,7 @@ from plexus_infra.environments import resolve_target, training_outputs
 from plexus_train import datasources
 from plexus_train.platforms.sagemaker import SageMakerPlatform, TrainingJobFailed
 from plexus_train.scorecards import find_score
-from tests.train.helpers import BUCKET, ROLE, StatusRecorder, plexus_cli, publish_outputs
+from tests.train.helpers import BUCKET, ROLE, SplitClient, StatusRecorder, plexus_cli, publish_outputs
 
 JOB = "test-scorecard-v-1-0--ticket-topic-fixed"
 
@@ -111,20 +111,10 @@ def test_failed_job_raises_its_failure_reason(sandbox, project: Path) -> None:
         },
         {"TrainingJobName": JOB},
     )
-    chosen.clients._clients["sagemaker"] = _Split(stubbed=sagemaker, create=real_create)
+    chosen.clients._clients["sagemaker"] = SplitClient(stubbed=sagemaker, create=real_create)
     with stubber, pytest.raises(TrainingJobFailed, match=r"training job .* failed: AlgorithmError: single class"):
         chosen.train(score, dataset)
     assert boto3.client("sagemaker").describe_training_job(TrainingJobName=JOB)["TrainingJobName"] == JOB
-
-
-class _Split:
-    """A sagemaker client whose create_training_job is the real one and everything else the stubbed one."""
-
-    def __init__(self, stubbed, create):
-        self._stubbed, self.create_training_job = stubbed, create
-
-    def __getattr__(self, name):
-        return getattr(self._stubbed, name)
 
 
 def test_job_creation_retries_while_the_role_propagates(sandbox, project: Path) -> None:
@@ -393,7 +383,7 @@ def test_the_job_reports_its_best_macro_f1_as_a_metric_which_the_table_shows(san
     score = find_score("Test Scorecard v 1.0", "Ticket Topic")
     chosen = SageMakerPlatform(Clients("us-east-1"), Outputs(BUCKET, ROLE), StatusRecorder(), verbose=True)
     request = chosen.job_request(JOB, score, score.config)
-    (definition,) = request["AlgorithmSpecification"]["MetricDefinitions"]
+    (definition,) = [d for d in request["AlgorithmSpecification"]["MetricDefinitions"] if d["Name"] == F1_METRIC]
     assert definition["Name"] == F1_METRIC and json.loads(request["HyperParameters"]["plexus_verbose"]) is True
     epoch = EpochResult(3, 0.5, 0.4, 0.9, 0.8, 0.7, 0.765, 1e-4, 10, 1.0, 1.0)
     line = _summary(TrainedClassifier(None, None, [], score.config, [epoch], best_epoch=1))

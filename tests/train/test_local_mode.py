@@ -1,0 +1,216 @@
+"""Local mode end to end against the moto server: `training.instance_type: local` runs the training job's container
+contract here (moto's CreateTrainingJob runs nothing), the job's model.tar.gz is served by `plexus serve` as
+SageMaker's inference container serves it, and `plexus predict --endpoint-url` asks it. Also the refusals: more
+local processes than CPUs, an archive without code/inference.py."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.train.helpers import BUCKET, cli_env, publish_outputs, set_training
+
+SCORE = ("--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic")
+PATH = "test-scorecard-v-1-0/ticket-topic"
+
+
+@pytest.fixture(autouse=True)
+def one_thread_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the entry processes too: steadier on two shared cores
+
+
+def keys(prefix: str = "") -> set[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return {item["Key"] for item in listed.get("Contents", [])}
+
+
+def model_config(key: str = f"models/{PATH}/model.tar.gz") -> dict:
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as archive:
+        return json.loads(archive.extractfile("config.json").read())
+
+
+def test_local_mode_runs_the_job_contract_and_publishes_as_a_real_job(sandbox, project: Path, plexus) -> None:
+    publish_outputs()
+    ran = plexus("train", *SCORE, "--instance-type", "local", "--env", "test")
+
+    assert ran.code == 0, ran.err
+    assert "local mode: training job test-scorecard-v-1-0--ticket-topic-" in ran.out
+    assert "this machine's Python" in ran.out and "stands in for the image's" in ran.out
+    assert "epoch 2: train loss" in ran.out and "best epoch" in ran.out
+    stored = keys()
+    job_models = {key for key in stored if key.startswith(f"models/{PATH}/jobs/")}
+    (job_model,) = job_models
+    assert job_model.endswith("/output/model.tar.gz")
+    assert {
+        f"training-data/{PATH}/data.csv",
+        f"training-code/{PATH}/sourcedir.tar.gz",
+        f"models/{PATH}/model.tar.gz",
+    } <= stored
+    # The checkpoints served only to resume this job: a completed job's are removed.
+    assert not keys(f"models/{PATH}/checkpoints/")
+    config = model_config(job_model)
+    assert config["world_size"] == 1 and config["labels"] == ["billing", "shipping", "technical"]
+    assert model_config() == config
+
+
+def test_the_job_sees_the_layout_and_variables_of_a_training_container(tmp_path: Path) -> None:
+    from plexus_train.platforms.local_job import container_environment, decoded_hyperparameters, resource_config
+
+    request = {
+        "HyperParameters": {"epochs": "3", "sagemaker_program": '"train.py"', "plain": "text"},
+        "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": "s3://b/k"}}}],
+        "AlgorithmSpecification": {"TrainingInputMode": "File"},
+        "ResourceConfig": {"InstanceType": "local", "InstanceCount": 2},
+    }
+    environ = container_environment(request, tmp_path, "algo-2", ["algo-1", "algo-2"], cpus=2, gpus=0)
+    assert json.loads(environ["SM_HPS"]) == {"epochs": 3, "sagemaker_program": "train.py", "plain": "text"}
+    assert environ["SM_CHANNEL_TRAIN"] == str(tmp_path / "input" / "data" / "train")
+    assert environ["SM_MODEL_DIR"] == str(tmp_path / "model")
+    assert environ["SM_OUTPUT_DATA_DIR"] == str(tmp_path / "output" / "data")
+    assert environ["SM_INPUT_CONFIG_DIR"] == str(tmp_path / "input" / "config")
+    assert json.loads(environ["SM_HOSTS"]) == ["algo-1", "algo-2"] and environ["SM_CURRENT_HOST"] == "algo-2"
+    assert (environ["SM_NUM_CPUS"], environ["SM_NUM_GPUS"]) == ("2", "0")
+    assert json.loads(environ["SM_RESOURCE_CONFIG"]) == resource_config("algo-2", ["algo-1", "algo-2"])
+    assert json.loads(environ["SM_RESOURCE_CONFIG"])["current_host"] == "algo-2"
+    assert environ["SM_HP_EPOCHS"] == "3" and json.loads(environ["SM_CHANNELS"]) == ["train"]
+    assert decoded_hyperparameters({"a": '"x"', "b": "true"}) == {"a": "x", "b": True}
+
+
+def test_a_failing_entry_reports_its_failure_file_as_the_error_line(sandbox, project: Path, plexus) -> None:
+    publish_outputs()
+    (project / "datasources" / "tickets.csv").write_text("text,topic\nonly one,billing\nanother,billing\n")
+    set_training(project, instance_type="local")
+    ran = plexus("train", *SCORE, "--platform", "sagemaker", "--env", "test")
+    assert ran.code == 1
+    # The host side refuses one class before any upload; a job that fails inside says why in one line.
+    assert ran.err.count("\n") == 1 and "error:" in ran.err
+
+
+def test_more_local_processes_than_cpus_is_one_line_and_writes_nothing(sandbox, project: Path, plexus) -> None:
+    publish_outputs()
+    set_training(project, instance_type="local", instance_count=(os.cpu_count() or 1) + 1)
+    ran = plexus("train", *SCORE, "--platform", "sagemaker", "--env", "test")
+    assert ran.code == 1
+    assert ran.err.startswith("error: local mode would run training.instance_count ") and ran.err.count("\n") == 1
+    assert "CPUs" in ran.err
+    assert keys() == set()
+
+
+def test_two_local_hosts_train_one_model_with_ddp(sandbox, project: Path, plexus) -> None:
+    """instance_count 2 in local mode: two "hosts" as two processes of this machine (gloo over 127.0.0.1), torchrun
+    launched by the entry on each; rank 0 alone saves, and the model records its world size."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("two local hosts need two CPUs")
+    publish_outputs()
+    set_training(project, instance_type="local", instance_count=2)
+    ran = plexus("train", *SCORE, "--platform", "sagemaker", "--env", "test")
+    assert ran.code == 0, ran.err + ran.out
+    assert "[algo-1] distributed: 2 processes (2 hosts × 1), this is algo-1" in ran.out
+    assert "[algo-2] distributed: 2 processes (2 hosts × 1), this is algo-2" in ran.out
+    assert "[algo-1] epoch 2: train loss" in ran.out and "[algo-2] epoch" not in ran.out
+    config = model_config()
+    assert config["world_size"] == 2 and 0.0 <= config["metrics"]["f1"] <= 1.0
+
+
+def test_each_batch_is_shared_out_so_every_example_is_seen_once_per_epoch() -> None:
+    from plexus_train.container.distributed import World, launch_plan, shard
+
+    batch = list(range(7))
+    shares = [shard(batch, World(rank, 3)) for rank in range(3)]
+    assert sorted(itertools.chain(*shares)) == batch and shares[0] == [0, 3, 6]
+    plan = launch_plan({"SM_HOSTS": '["algo-1","algo-2"]', "SM_CURRENT_HOST": "algo-2", "SM_NUM_GPUS": "4"})
+    assert (plan.node_rank, plan.per_host, plan.world_size, plan.master_addr, plan.master_port) == (
+        1, 4, 8, "algo-1", 7777,
+    )  # fmt: skip
+    assert launch_plan({"SM_HOSTS": '["algo-1"]', "SM_NUM_GPUS": "0"}, processes_per_host=2).world_size == 2
+
+
+def serve(*args: str, cwd: Path) -> tuple[subprocess.Popen[str], str, str]:
+    """`plexus serve ARGS` in a subprocess; it, the URL it listens on and the line saying so, once it does."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "plexus_train", "serve", *args, "--port", "0"],
+        cwd=cwd,
+        env={**os.environ, **cli_env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in server.stdout:
+        if line.startswith("listening on "):
+            return server, line.split()[2], line
+    server.wait(timeout=60)
+    raise AssertionError(f"plexus serve exited {server.returncode}: {server.stderr.read()}")
+
+
+def test_the_jobs_model_serves_the_inference_contract_and_predict_asks_it(sandbox, project: Path, plexus) -> None:
+    publish_outputs()
+    assert plexus("train", *SCORE, "--instance-type", "local", "--env", "test").code == 0
+    server, url, _ = serve(*SCORE, "--env", "test", cwd=project)
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=10) as ping:
+            assert ping.status == 200
+        ran = plexus("predict", *SCORE, "--endpoint-url", url, "--text", "my invoice is wrong", "--json")
+        assert ran.code == 0, ran.err
+        (answer,) = json.loads(ran.out)
+        assert answer["value"] in ("billing", "shipping", "technical") and set(answer["probabilities"]) == {
+            "billing", "shipping", "technical",
+        }  # fmt: skip
+        request = urllib.request.Request(f"{url}/invocations", b"text", {"Content-Type": "text/csv"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 415
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "stopped serving" in out and "Traceback" not in err
+
+
+def test_the_server_runs_the_archives_own_code(sandbox, project: Path, plexus) -> None:
+    publish_outputs()
+    assert plexus("train", *SCORE, "--instance-type", "local", "--env", "test").code == 0
+    archive = project / "model.tar.gz"
+    boto3.client("s3").download_file(BUCKET, f"models/{PATH}/model.tar.gz", str(archive))
+    server, url, listening = serve(*SCORE, "--env", "test", "--model", str(archive), cwd=project)
+    # The archive's plexus_train, extracted as SageMaker extracts it, not this checkout's.
+    code = Path(listening.rstrip().rsplit(" code from ", 1)[1])
+    assert code.name == "code" and code.parent.parent.name.startswith("plexus-serve-")
+    assert (code / "inference.py").is_file() and not code.is_relative_to(Path(__file__).resolve().parents[2])
+    server.terminate()  # SIGTERM stops it as Ctrl-C does, and the server process with it
+    _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url}/ping", timeout=5)
+
+
+def test_serving_an_archive_without_code_inference_py_is_one_line(sandbox, project: Path, plexus, tmp_path) -> None:
+    from plexus_train.packaging import write_tarball
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.pt").write_bytes(b"weights")
+    archive = write_tarball(tmp_path / "model", tmp_path / "model.tar.gz")
+    publish_outputs()
+    ran = plexus("serve", *SCORE, "--env", "test", "--model", str(archive), "--port", "0")
+    assert ran.code == 1
+    assert ran.err.startswith(f"error: {archive}: the archive has no code/inference.py") and ran.err.count("\n") == 1
+
+
+def test_predict_says_when_the_server_cannot_be_reached(project: Path, plexus) -> None:
+    from plexus_train.platforms.local_job import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    ran = plexus("predict", *SCORE, "--endpoint-url", url, "--text", "hello")
+    assert ran.code == 1 and ran.err.count("\n") == 1
+    assert ran.err.startswith(f"error: {url}/invocations: cannot connect")
