@@ -313,6 +313,13 @@ def _train(score: Score, args: argparse.Namespace, aws: _Aws) -> TrainingRow:
         return views.TrainingRow(score.name, "created", len(dataset.texts), classes, None, f"training job {result.job}")
     result = platform.train(score, dataset)
     views.print_trained(result.location)
+    if not is_s3_uri(result.location):  # a model here: report on the validation split training held out
+        from pathlib import Path
+
+        from plexus_train.evaluation.run import write_validation_report
+        from plexus_train.evaluation.view import print_validation_report
+
+        print_validation_report(write_validation_report(score, Path(result.location), dataset))
     classes = len(dataset.class_counts())
     return views.TrainingRow(score.name, "trained", len(dataset.texts), classes, result.f1, result.location)
 

@@ -45,6 +45,9 @@ def test_every_bert_score_trains_as_plexus_wrote_it(plexus_project: Path, plexus
     config = json.loads((plexus_project / "models" / found.path / "config.json").read_text())
     assert (config["scorecard"], config["score"]) == (scorecard, score)
     assert config["hyperparameters"]["label_column"] == label
+    # Training ends with the report on the validation split it held out.
+    report = ran.out.strip().splitlines()[-1].removeprefix("validation report: ")
+    assert report.startswith(f"models/{found.path}/evaluations/") and (plexus_project / report).is_file()
 
 
 @pytest.mark.parametrize(("scorecard", "score", "what"), OTHERS)
