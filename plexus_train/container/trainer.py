@@ -1,6 +1,9 @@
-"""The training loop: stratified split, AdamW, a learning-rate schedule (linear warmup and decay, or Plexus's
-warmup-plateau-decay by epochs), early stopping on validation loss. Texts become windows once, up front
-(`windows.encode_texts`), exactly as the inference handlers make them.
+"""The training loop: stratified split, AdamW (the head at its own, higher rate), a learning-rate schedule (linear
+warmup and decay, or Plexus's warmup-plateau-decay by epochs), early stopping on validation macro-F1 (ties: the
+lower validation loss; macro-F1 is what the score is judged by, and the loss of a model growing confident keeps
+rising while its macro-F1 still improves). Texts become windows once, up front (`windows.encode_texts`), exactly as
+the inference handlers make them; training batches hold texts of similar length (`windows.length_buckets`), so
+little is spent on padding.
 
 Progress goes to a Reporter, so the same loop drives a rich display on a terminal and plain log lines in a
 SageMaker container (where CloudWatch keeps them).
@@ -29,11 +32,19 @@ from torch import nn
 from plexus_train.container import checkpoints
 from plexus_train.container.config import TrainingConfig
 from plexus_train.container.distributed import World, from_main, gathered, shard, summed
-from plexus_train.container.metrics import classification_metrics
+from plexus_train.container.metrics import classification_metrics, confusion_matrix, macro_f1_of
 from plexus_train.container.model import BERTClassifier, load_encoder
 from plexus_train.container.reporting import EpochResult, Reporter, SilentReporter
 from plexus_train.container.split import stratified_split
-from plexus_train.container.windows import EncodedText, WindowBatch, batched, collate, encode_texts
+from plexus_train.container.windows import (
+    EncodedText,
+    WindowBatch,
+    batched,
+    collate,
+    encode_texts,
+    length_buckets,
+    text_lengths,
+)
 
 
 @dataclass
@@ -87,6 +98,16 @@ def plateau_rate(step: int, steps_per_epoch: int, config: TrainingConfig) -> flo
         return config.warmup_learning_rate + rise * step / warmup_steps
     after_plateau = epoch - config.warmup_epochs - config.plateau_epochs
     return config.learning_rate * config.learning_rate_decay ** max(0, after_plateau)
+
+
+def is_better(f1: float, loss: float, best_f1: float, best_loss: float) -> bool:
+    """Whether an epoch's validation (macro-F1, loss) beats the best so far: a higher macro-F1, or the same with a
+    lower loss. Macro-F1 first, because it is what a score is judged by, and a model growing confident can raise
+    its validation loss on the examples it gets wrong while it gets more of them right.
+
+    Example: `is_better(0.90, 0.50, 0.85, 0.40) and not is_better(0.85, 0.45, 0.85, 0.40)`
+    """
+    return (f1, -loss) > (best_f1, -best_loss)
 
 
 def schedule_factor(config: TrainingConfig, steps_per_epoch: int, total_steps: int):
@@ -179,11 +200,7 @@ class _Run:
         encoded = encode_texts(self.tokenizer, texts, config.windowing)
         per_epoch = -(-len(train) // config.batch_size)
         total = per_epoch * config.epochs
-        optimizer = torch.optim.AdamW(
-            [p for p in self.model.parameters() if p.requires_grad],
-            lr=config.learning_rate,
-            weight_decay=config.weight_decay,
-        )
+        optimizer = torch.optim.AdamW(self._parameter_groups(), weight_decay=config.weight_decay)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factor(config, per_epoch, total))
         rng = random.Random(config.seed)
         result = TrainedClassifier(
@@ -197,7 +214,8 @@ class _Run:
             "shapes": {name: list(value.shape) for name, value in self.model.state_dict().items()},
         }
         run_id = checkpoints.fingerprint(texts, labels, settings, world.size)
-        progress = {"best_loss": float("inf"), "best_state": None, "stale": 0, "stopped": False}
+        lengths = text_lengths(encoded)
+        progress = {"best_f1": -1.0, "best_loss": float("inf"), "best_state": None, "stale": 0, "stopped": False}
         first = 1
         saved = checkpoints.load(self.checkpoint_dir, run_id) if self.checkpoint_dir is not None else None
         if saved is not None:
@@ -210,10 +228,12 @@ class _Run:
             order = list(train)
             rng.shuffle(order)
             learning_rate = schedule.get_last_lr()[0]
-            train_loss = self._train_epoch(encoded, targets, order, optimizer, schedule)
+            batches_of_epoch = length_buckets(order, lengths, config.batch_size, rng)
+            train_loss, train_f1 = self._train_epoch(encoded, targets, batches_of_epoch, optimizer, schedule)
             train_seconds = time.perf_counter() - started
             validation_loss, metrics = self._evaluate(encoded, targets, validation) if world.main else (0.0, {})
             validation_loss = from_main(validation_loss, world)
+            validation_f1 = from_main(metrics.get("f1", 0.0), world)
             if world.main:
                 outcome = EpochResult(
                     epoch=epoch,
@@ -223,11 +243,12 @@ class _Run:
                     train_examples=len(train),
                     train_seconds=train_seconds,
                     seconds=time.perf_counter() - started,
+                    train_f1=train_f1,
                     **metrics,
                 )
                 result.history.append(outcome)
-            if validation_loss < progress["best_loss"]:
-                progress.update(best_loss=validation_loss, stale=0)
+            if is_better(validation_f1, validation_loss, progress["best_f1"], progress["best_loss"]):
+                progress.update(best_f1=validation_f1, best_loss=validation_loss, stale=0)
                 result.best_epoch = epoch
                 if world.main:
                     progress["best_state"] = copy.deepcopy(self.model.state_dict())
@@ -278,30 +299,42 @@ class _Run:
         result.history = [EpochResult(**outcome) for outcome in saved["history"]]
         result.best_epoch = saved["best_epoch"]
         result.resumed_from = saved["epoch"]
-        progress.update({name: saved[name] for name in ("best_loss", "best_state", "stale", "stopped")})
+        progress.update({name: saved[name] for name in ("best_f1", "best_loss", "best_state", "stale", "stopped")})
         result.stopped_early = bool(saved["stopped"])
         if self.world.main:
             print(f"resuming from the checkpoint of epoch {saved['epoch']}", flush=True)
         return saved["epoch"] + 1
 
-    def _train_epoch(self, encoded, targets, order, optimizer, schedule) -> float:
-        """One epoch over `order`, batch by batch; with several ranks each takes its share of every batch and the
-        loss is the whole batch's mean (summed here, over the batch's size, times the ranks DDP averages over)."""
+    def _parameter_groups(self) -> list[dict[str, Any]]:
+        """The trainable encoder layers at `learning_rate`, the head at `head_learning_rate` (the schedule scales
+        both alike)."""
+        head = {id(parameter) for parameter in self.model.head.parameters()}
+        encoder = [p for p in self.model.parameters() if p.requires_grad and id(p) not in head]
+        groups = [{"params": list(self.model.head.parameters()), "lr": self.config.head_learning_rate}]
+        return [{"params": encoder, "lr": self.config.learning_rate}, *groups] if encoder else groups
+
+    def _train_epoch(self, encoded, targets, batches_of_epoch, optimizer, schedule) -> tuple[float, float]:
+        """One epoch, batch by batch: the mean training loss and the macro-F1 of the batches' predictions. With
+        several ranks each takes its share of every batch and the loss is the whole batch's mean (summed here,
+        over the batch's size, times the ranks DDP averages over); the confusion counts are added up over ranks."""
         self.model.train()
         total, seen = 0.0, 0
         pad = self.tokenizer.pad_token_id or 0
-        size = self.config.batch_size
-        for start in range(0, len(order), size):
-            chunk = order[start : start + size]
+        truth: list[int] = []
+        predicted: list[int] = []
+        for chunk in batches_of_epoch:
             mine = shard(chunk, self.world)
             learning_rate = schedule.get_last_lr()[0]
             optimizer.zero_grad(set_to_none=True)
             if mine:
                 batch = collate(encoded, mine, pad)
                 expected = targets[mine].to(self.device)
-                summed_loss = self.summed_loss(self._logits(batch), expected)
+                logits = self._logits(batch)
+                summed_loss = self.summed_loss(logits, expected)
                 (summed_loss * self.world.size / len(chunk)).backward()
                 value = summed_loss.item()
+                truth += targets[mine].tolist()
+                predicted += logits.argmax(dim=-1).tolist()
             else:  # fewer texts in the last batch than ranks: this rank adds nothing, but DDP still averages
                 value = 0.0
                 self._zero_backward()
@@ -310,8 +343,11 @@ class _Run:
             total += value
             seen += len(mine)
             self.reporter.batch(value / max(1, len(mine)), learning_rate)
-        total, seen = summed([total, float(seen)], self.world)
-        return total / seen
+        classes = len(self.classes)
+        counts = [cell for row in confusion_matrix(truth, predicted, range(classes)) for cell in row]
+        total, seen, *counts = summed([total, float(seen), *map(float, counts)], self.world)
+        matrix = [[int(counts[row * classes + column]) for column in range(classes)] for row in range(classes)]
+        return total / seen, macro_f1_of(matrix)
 
     def _logits(self, batch: WindowBatch) -> torch.Tensor:
         here = self.device
@@ -331,7 +367,8 @@ class _Run:
         self.model.eval()
         total, predicted = 0.0, []
         pad = self.tokenizer.pad_token_id or 0
-        for batch, expected in batches(encoded, targets, subset, self.config.batch_size, pad):
+        subset = sorted(subset, key=lambda index: len(encoded[index][0]))  # similar lengths pad least
+        for batch, expected in batches(encoded, targets, subset, 2 * self.config.batch_size, pad):
             logits = self.model.logits(batch)
             total += self.loss(logits, expected.to(self.device)).item() * len(expected)
             predicted.extend(logits.argmax(dim=-1).tolist())

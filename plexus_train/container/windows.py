@@ -122,6 +122,30 @@ def batched(
         yield chosen, collate(encoded, chosen, pad)
 
 
+def length_buckets(
+    order: Sequence[int], lengths: Sequence[int], size: int, rng: Any, pool: int = 50
+) -> list[list[int]]:
+    """`order` as batches of `size` texts of similar length, in a random order: each run of `pool` batches' worth of
+    (already shuffled) texts is sorted by length and cut into batches, and the batches are shuffled with `rng`. A
+    batch is padded to its longest window, so similar lengths waste little on padding, and the shuffle keeps
+    batches from running short to long. `lengths[i]`: the tokens of text i (all its windows).
+
+    Example: `length_buckets([0, 1, 2, 3], [5, 1, 4, 2], 2, random.Random(0), pool=2)` holds `[1, 3]` and `[2, 0]`.
+    """
+    batches: list[list[int]] = []
+    span = size * pool
+    for start in range(0, len(order), span):
+        run = sorted(order[start : start + span], key=lambda index: lengths[index])
+        batches += [run[at : at + size] for at in range(0, len(run), size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def text_lengths(encoded: Sequence[EncodedText]) -> list[int]:
+    """The tokens of each text, all its windows together: what a batch of it costs."""
+    return [sum(len(window) for window in windows) for windows in encoded]
+
+
 def pool_windows(vectors: torch.Tensor, windows_per_text: Sequence[int], pooling: str = "max") -> torch.Tensor:
     """(windows, hidden) window vectors → (texts, hidden): each text's consecutive windows pooled element-wise
     (`max` or `mean`); a text of one window keeps its vector as is."""

@@ -146,7 +146,7 @@ def test_the_metric_regexes_match_the_lines_the_entry_prints(capsys: pytest.Capt
     from plexus_train.container.reporting import EpochResult, LogReporter
     from plexus_train.container.trainer import TrainedClassifier, _summary
 
-    epoch = EpochResult(3, 0.5, 0.4321, 0.875, 0.8, 0.7, 0.765, 1e-4, 10, 1.0, 1.0)
+    epoch = EpochResult(3, 0.5, 0.4321, 0.875, 0.8, 0.7, 0.765, 1e-4, 10, 1.0, 1.0, 0.8)
     reporter = LogReporter()
     reporter.start(3, 2)
     reporter.epoch(epoch)

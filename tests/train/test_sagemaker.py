@@ -385,7 +385,7 @@ def test_the_job_reports_its_best_macro_f1_as_a_metric_which_the_table_shows(san
     request = chosen.job_request(JOB, score, score.config)
     (definition,) = [d for d in request["AlgorithmSpecification"]["MetricDefinitions"] if d["Name"] == F1_METRIC]
     assert definition["Name"] == F1_METRIC and json.loads(request["HyperParameters"]["plexus_verbose"]) is True
-    epoch = EpochResult(3, 0.5, 0.4, 0.9, 0.8, 0.7, 0.765, 1e-4, 10, 1.0, 1.0)
+    epoch = EpochResult(3, 0.5, 0.4, 0.9, 0.8, 0.7, 0.765, 1e-4, 10, 1.0, 1.0, 0.8)
     line = _summary(TrainedClassifier(None, None, [], score.config, [epoch], best_epoch=1))
     assert re.search(definition["Regex"], line).group(1) == "0.765"
     assert best_f1({"FinalMetricDataList": [{"MetricName": F1_METRIC, "Value": 0.765}]}) == 0.765

@@ -98,13 +98,27 @@ def test_trained_artifacts_reload_offline_with_history(trained: Path) -> None:
     assert "[UNK]" not in loaded.tokenizer.tokenize("my refund never arrived")
 
 
-def test_early_stopping_ends_when_validation_loss_stops_falling(tiny_model: Path) -> None:
+def test_the_best_epoch_is_the_highest_validation_macro_f1_then_the_lowest_loss() -> None:
+    from plexus_train.container.trainer import is_better
+
+    assert is_better(0.90, 0.70, 0.85, 0.40)  # more right, though less sure of the ones it gets wrong
+    assert not is_better(0.85, 0.70, 0.90, 0.40)
+    assert is_better(0.85, 0.39, 0.85, 0.40)  # a tie on macro-F1: the lower loss
+    assert not is_better(0.85, 0.40, 0.85, 0.40)  # no better at all: a stale epoch
+
+
+def test_early_stopping_ends_when_validation_stops_improving(tiny_model: Path) -> None:
     from plexus_train.container.trainer import train_classifier
 
     texts = ["my invoice is wrong", "the parcel never arrived"] * 6
     labels = ["billing", "shipping"] * 6
     config = TrainingConfig(
-        embeddings_model=str(tiny_model), epochs=6, learning_rate=1e-12, early_stopping_patience=1, batch_size=4
+        embeddings_model=str(tiny_model),
+        epochs=6,
+        learning_rate=1e-12,
+        head_learning_rate=1e-12,
+        early_stopping_patience=1,
+        batch_size=4,
     )
     result = train_classifier(texts, labels, config)
     assert result.stopped_early
@@ -172,3 +186,26 @@ def test_a_window_longer_than_the_encoder_takes_is_capped_and_said(tiny_model: P
     result = train_classifier(texts, ["billing", "shipping"] * 2, config, reporter)
     assert result.config.max_tokens == 512
     assert reporter.message.endswith("; maximum_tokens_per_window 1000 capped at 512, the encoder's limit")
+
+
+def test_the_head_learns_at_its_own_rate_and_training_macro_f1_is_recorded(tiny_model: Path) -> None:
+    import torch
+
+    from plexus_train.container.model import load_encoder
+    from plexus_train.container.trainer import train_classifier
+
+    texts = ["my invoice is wrong", "the parcel never arrived"] * 6
+    labels = ["billing", "shipping"] * 6
+    config = TrainingConfig(
+        embeddings_model=str(tiny_model), epochs=1, learning_rate=1e-12, head_learning_rate=1e-2, batch_size=4
+    )
+    result = train_classifier(texts, labels, config)
+    fresh, _ = load_encoder(str(tiny_model))
+    top = {name: value for name, value in fresh.state_dict().items() if ".layer.1." in name}
+    trained = result.model.encoder.state_dict()
+    assert all(torch.allclose(trained[name], value, atol=1e-6) for name, value in top.items())  # 1e-12: still
+    torch.manual_seed(config.seed)  # the head as it was initialised
+    initial = torch.nn.Linear(fresh.config.hidden_size, 2)
+    assert not torch.allclose(result.model.head.weight, initial.weight)  # 1e-2: it moved
+    assert 0.0 <= result.history[0].train_f1 <= 1.0
+

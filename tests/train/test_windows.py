@@ -174,3 +174,23 @@ def test_no_plexus_schedule_field_keeps_the_linear_schedule(plexus_project: Path
 
     assert find_score("Test Scorecard", "Topic").config.schedule == "linear"
     assert find_score("Call Center QA", "Call Intent").config.schedule == "plateau"
+
+
+def test_length_buckets_keep_every_text_once_and_batch_similar_lengths_in_a_random_order() -> None:
+    import random
+
+    from plexus_train.container.windows import length_buckets
+
+    draw = random.Random(1)
+    lengths = [draw.randint(1, 500) for _ in range(1000)]
+    order = list(range(1000))
+    random.Random(2).shuffle(order)
+    batches = length_buckets(order, lengths, 16, random.Random(3))
+    assert sorted(i for batch in batches for i in batch) == list(range(1000))
+    assert sorted(map(len, batches)) == [8] + [16] * 62  # runs of 50 batches' worth: 800 texts, then 200
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    unsorted = sum(len(c) * max(lengths[i] for i in c) for c in (order[s : s + 16] for s in range(0, 1000, 16)))
+    assert padded < 0.6 * unsorted  # padding to each batch's longest text costs far less
+    firsts = [min(lengths[i] for i in batch) for batch in batches]
+    assert firsts != sorted(firsts)  # batches do not run from short to long
+    assert length_buckets(order, lengths, 16, random.Random(3)) == batches  # seeded: the same every run
