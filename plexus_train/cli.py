@@ -292,10 +292,11 @@ def _train(score: Score, args: argparse.Namespace, aws: _Aws) -> TrainingRow:
     ).with_training(instance_type=args.instance_type)
     if args.instance_type == "local" and args.platform is None:
         score = score.with_overrides(platform="sagemaker")
-    if args.no_wait and score.training.platform != "sagemaker":
+    if args.no_wait and (score.training.platform != "sagemaker" or score.training.instance_type == "local"):
         from plexus_infra.core.errors import PlexusError
 
-        raise PlexusError(f"--no-wait applies to --platform sagemaker; {score.name!r} trains locally")
+        where = "in local mode" if score.training.platform == "sagemaker" else "locally"
+        raise PlexusError(f"--no-wait applies to SageMaker jobs; {score.name!r} trains {where}, on this machine")
     source = datasources.for_score(score, args.data)
     text, labels = datasources.columns(score, source)
     s3 = aws.clients.s3 if is_s3_uri(source.location) else None
@@ -306,7 +307,7 @@ def _train(score: Score, args: argparse.Namespace, aws: _Aws) -> TrainingRow:
         views.print_forgotten(forget_local_model(score))
     views.print_training(score, dataset)
     platform = _platform(score, aws, args.verbose)
-    if args.no_wait and score.training.instance_type != "local":
+    if args.no_wait:
         result = platform.train(score, dataset, wait=False)
         views.print_job_created(result.job)
         classes = len(dataset.class_counts())

@@ -100,6 +100,11 @@ def print_training(score: Score, dataset: Dataset) -> None:
         escape(
             f"{score.scorecard_name} / {score.name}: {len(dataset.texts)} examples from {dataset.source}, "
             f"classes {dataset.class_counts()}, platform {score.training.platform}"
+            + (
+                " (local mode)"
+                if score.training.platform == "sagemaker" and score.training.instance_type == "local"
+                else ""
+            )
         )
     )
 

@@ -123,6 +123,15 @@ def check_capacity(hosts: int, processes_per_host: int, cpus: int | None) -> Non
         )
 
 
+def visible_gpus(environ: Mapping[str, str] = os.environ, devices: str = "/dev") -> int:
+    """The GPUs this machine hands the local hosts (SM_NUM_GPUS): CUDA_VISIBLE_DEVICES when set, else the NVIDIA
+    device files, so the host side needs no torch import."""
+    chosen = environ.get("CUDA_VISIBLE_DEVICES")
+    if chosen is not None:
+        return len([device for device in chosen.split(",") if device.strip() and device.strip() != "-1"])
+    return len([path for path in Path(devices).glob("nvidia[0-9]*")])
+
+
 def free_port() -> int:
     import socket
 
@@ -157,6 +166,7 @@ class LocalJob:
     s3: Any
     reporter: StatusReporter
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+    gpus: int = field(default_factory=visible_gpus)
     clock: Callable[[], float] = time.monotonic
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -237,13 +247,13 @@ class LocalJob:
         hosts = [machine.name for machine in machines]
         program = json.loads(request["HyperParameters"]["sagemaker_program"])
         port = str(free_port())
-        processes = len(machines) * processes_per_host(request)
+        processes = len(machines) * processes_per_host(request, self.gpus)
         for machine in machines:
             # Where the hosts reach the first one: SageMaker resolves algo-1 through the containers' /etc/hosts;
             # here every "host" is this machine, at a port free for this job.
             environ = {
                 **os.environ,
-                **container_environment(request, machine.root, machine.name, hosts, self.cpus, 0),
+                **container_environment(request, machine.root, machine.name, hosts, self.cpus, self.gpus),
                 MASTER_ADDR_ENV: "127.0.0.1",
                 MASTER_PORT_ENV: port,
             }
@@ -315,11 +325,11 @@ class LocalJob:
         return f"s3://{bucket}/{key}"
 
 
-def processes_per_host(request: Mapping[str, Any]) -> int:
+def processes_per_host(request: Mapping[str, Any], gpus: int) -> int:
     """The training processes each host runs, from the request's hyperparameters (container.distributed's rule:
-    0 means one per GPU, else 1; local mode has no GPUs it hands out)."""
+    0 means one per GPU, else 1)."""
     value = decoded_hyperparameters(request["HyperParameters"]).get("plexus_processes_per_host", 0)
-    return int(value) if isinstance(value, int) and value > 0 else 1
+    return int(value) if isinstance(value, int) and value > 0 else max(1, gpus)
 
 
 def failure_reason(root: Path, code: int | None) -> str:

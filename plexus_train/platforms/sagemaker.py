@@ -42,7 +42,7 @@ from plexus_train.locations import keys, keys_of_jobs, s3_uri, split_s3_uri
 from plexus_train.names import sagemaker_name
 from plexus_train.packaging import write_tarball
 from plexus_train.platforms import TrainingResult
-from plexus_train.platforms.local_job import LOCAL, LocalJob, check_capacity
+from plexus_train.platforms.local_job import LOCAL, LocalJob, check_capacity, visible_gpus
 from plexus_train.scorecards import Score
 from plexus_train.waiting import StatusReporter, Waiter, wait
 
@@ -146,6 +146,7 @@ class SageMakerPlatform:
     """+ clients: the environment's region
     + outputs: the environment's bucket and training role
     + reporter: receives the job's status transitions and log lines
+    + cpus: this machine's CPUs, which bound local mode's processes
     """
 
     clients: Clients
@@ -162,7 +163,8 @@ class SageMakerPlatform:
         end and publish its model."""
         training = score.training
         if training.instance_type == LOCAL:
-            check_capacity(training.instance_count, training.processes_per_host or 1, self.cpus)
+            per_host = training.processes_per_host or max(1, visible_gpus())
+            check_capacity(training.instance_count, per_host, self.cpus)
         name, request = self._prepare(score, dataset)
         if training.instance_type == LOCAL:
             return self._finish(LocalJob(self.clients.s3, self.reporter).run(request))

@@ -88,6 +88,12 @@ def test_no_wait_prints_the_job_and_attach_publishes_its_model(sandbox, project:
     assert s3.get_object(Bucket=BUCKET, Key=f"models/{PATH}/model.tar.gz")["Body"].read() == b"model archive"
 
 
+def test_no_wait_is_refused_where_the_training_runs_here(project: Path) -> None:
+    for flags in (("--platform", "local"), ("--instance-type", "local")):
+        ran = plexus_cli("train", *SCORE, *flags, "--no-wait", cwd=project)
+        assert ran.returncode == 1 and ran.stderr.startswith("error: --no-wait applies to SageMaker jobs")
+
+
 def test_attach_to_an_unknown_job_is_one_line(sandbox, project: Path) -> None:
     publish_outputs()
     ran = plexus_cli("train", "--attach", "no-such-job", "--env", "test", cwd=project)

@@ -88,14 +88,94 @@ def test_the_job_sees_the_layout_and_variables_of_a_training_container(tmp_path:
     assert decoded_hyperparameters({"a": '"x"', "b": "true"}) == {"a": "x", "b": True}
 
 
-def test_a_failing_entry_reports_its_failure_file_as_the_error_line(sandbox, project: Path, plexus) -> None:
+PROBE = """\
+import json, os, pathlib, sys
+
+root = pathlib.Path(os.environ["SM_MODEL_DIR"]).parent
+seen = {
+    "environ": {k: v for k, v in os.environ.items() if k.startswith("SM_")},
+    "files": sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "code" not in p.parts),
+    "resourceconfig": json.loads((root / "input/config/resourceconfig.json").read_text()),
+    "hyperparameters": json.loads((root / "input/config/hyperparameters.json").read_text()),
+    "cwd": os.getcwd(),
+}
+(root / "model" / "seen.json").write_text(json.dumps(seen))
+if seen["hyperparameters"].get("fail") == '"yes"':
+    (root / "output" / "failure").write_text("the data has only one class")
+    sys.exit(1)
+"""
+
+
+def probe_request(tmp_path: Path, fail: bool) -> dict:
+    """A CreateTrainingJob request whose code is PROBE (it records what it sees), its data and code in the bucket."""
+    from plexus_train.packaging import write_tarball
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "train.py").write_text(PROBE, encoding="utf-8")
+    s3 = boto3.client("s3")
+    s3.upload_file(
+        str(write_tarball(tmp_path / "code", tmp_path / "sourcedir.tar.gz")), BUCKET, "training-code/x/y.tgz"
+    )
+    s3.put_object(Bucket=BUCKET, Key="training-data/x/y/data.csv", Body=b"text,label\n")
+    hyperparameters = {
+        "sagemaker_program": '"train.py"',
+        "sagemaker_submit_directory": f'"s3://{BUCKET}/training-code/x/y.tgz"',
+    }
+    return {
+        "TrainingJobName": "probe",
+        "AlgorithmSpecification": {"TrainingImage": "local", "TrainingInputMode": "File"},
+        "HyperParameters": {**hyperparameters, **({"fail": '"yes"'} if fail else {})},
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "ContentType": "text/csv",
+                "DataSource": {"S3DataSource": {"S3Uri": f"s3://{BUCKET}/training-data/x/y/data.csv"}},
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/x/y/jobs"},
+        "ResourceConfig": {"InstanceType": "local", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+
+
+def test_the_entry_runs_in_a_container_like_root_with_the_toolkits_variables(sandbox, tmp_path: Path) -> None:
+    from plexus_train.platforms.local_job import LocalJob
+    from tests.train.helpers import StatusRecorder
+
     publish_outputs()
-    (project / "datasources" / "tickets.csv").write_text("text,topic\nonly one,billing\nanother,billing\n")
-    set_training(project, instance_type="local")
-    ran = plexus("train", *SCORE, "--platform", "sagemaker", "--env", "test")
-    assert ran.code == 1
-    # The host side refuses one class before any upload; a job that fails inside says why in one line.
-    assert ran.err.count("\n") == 1 and "error:" in ran.err
+    job = LocalJob(boto3.client("s3"), StatusRecorder()).run(probe_request(tmp_path, fail=False))
+
+    assert job["TrainingJobStatus"] == "Completed"
+    assert job["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://{BUCKET}/models/x/y/jobs/probe/output/model.tar.gz"
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key="models/x/y/jobs/probe/output/model.tar.gz")["Body"]
+    with tarfile.open(fileobj=io.BytesIO(body.read())) as archive:
+        seen = json.loads(archive.extractfile("seen.json").read())
+    assert seen["files"] == [
+        "input/config/hyperparameters.json",
+        "input/config/inputdataconfig.json",
+        "input/config/resourceconfig.json",
+        "input/data/train/data.csv",
+    ]
+    assert seen["resourceconfig"] == {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}
+    assert seen["hyperparameters"]["sagemaker_program"] == '"train.py"'  # as sent: JSON-encoded strings
+    environ = seen["environ"]
+    assert json.loads(environ["SM_HPS"])["sagemaker_program"] == "train.py"  # decoded, as the toolkit gives it
+    assert environ["SM_CHANNEL_TRAIN"].endswith("/algo-1/input/data/train") and seen["cwd"].endswith("/algo-1/code")
+    toolkit = ("SM_HOSTS", "SM_CURRENT_HOST", "SM_NUM_GPUS", "SM_NUM_CPUS", "SM_MODEL_DIR", "SM_OUTPUT_DATA_DIR")
+    assert {*toolkit, "SM_INPUT_CONFIG_DIR", "SM_RESOURCE_CONFIG", "SM_INPUT_DATA_CONFIG", "SM_CHANNELS"} <= set(
+        environ
+    )
+
+
+def test_the_failure_file_becomes_the_jobs_failure_reason(sandbox, tmp_path: Path) -> None:
+    from plexus_train.platforms.local_job import LocalJob
+    from tests.train.helpers import StatusRecorder
+
+    publish_outputs()
+    job = LocalJob(boto3.client("s3"), StatusRecorder()).run(probe_request(tmp_path, fail=True))
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "AlgorithmError: the data has only one class"
+    assert "ModelArtifacts" not in job
 
 
 def test_more_local_processes_than_cpus_is_one_line_and_writes_nothing(sandbox, project: Path, plexus) -> None:
@@ -122,6 +202,19 @@ def test_two_local_hosts_train_one_model_with_ddp(sandbox, project: Path, plexus
     assert "[algo-1] epoch 2: train loss" in ran.out and "[algo-2] epoch" not in ran.out
     config = model_config()
     assert config["world_size"] == 2 and 0.0 <= config["metrics"]["f1"] <= 1.0
+
+
+def test_local_mode_hands_the_hosts_the_visible_gpus(tmp_path: Path) -> None:
+    from plexus_train.platforms.local_job import processes_per_host, visible_gpus
+
+    for name in ("nvidia0", "nvidia1", "nvidiactl"):
+        (tmp_path / name).touch()
+    assert visible_gpus({}, str(tmp_path)) == 2
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "1"}, str(tmp_path)) == 1
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, str(tmp_path)) == 0
+    request = {"HyperParameters": {"plexus_processes_per_host": "0"}}
+    assert (processes_per_host(request, 2), processes_per_host(request, 0)) == (2, 1)  # one per GPU, else 1
+    assert processes_per_host({"HyperParameters": {"plexus_processes_per_host": "3"}}, 2) == 3
 
 
 def test_each_batch_is_shared_out_so_every_example_is_seen_once_per_epoch() -> None:

@@ -208,4 +208,3 @@ def test_the_head_learns_at_its_own_rate_and_training_macro_f1_is_recorded(tiny_
     initial = torch.nn.Linear(fresh.config.hidden_size, 2)
     assert not torch.allclose(result.model.head.weight, initial.weight)  # 1e-2: it moved
     assert 0.0 <= result.history[0].train_f1 <= 1.0
-
