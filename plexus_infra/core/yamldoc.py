@@ -214,13 +214,23 @@ def _offset_position(text: str, offset: int) -> tuple[int, int]:
     return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
 
 
-class _Loader(Composer, _EventSource, SafeConstructor, Resolver):
+class _Resolver(Resolver):
+    """YAML 1.1's resolver, plus YAML 1.2's floats written without a dot: `2e-5` is a number (PyYAML's 1.1
+    rules make it a string, so `learning_rate: 2e-5`, as people write it, would be refused)."""
+
+
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+class _Loader(Composer, _EventSource, SafeConstructor, _Resolver):
     """A safe loader whose composer enforces the node and depth budgets as it goes."""
 
     def __init__(self, text: str, file: str):
         _EventSource.__init__(self, text)
         SafeConstructor.__init__(self)
-        Resolver.__init__(self)
+        _Resolver.__init__(self)
         Composer.__init__(self)
         self.file = file
         self.composed = 0

@@ -50,6 +50,22 @@ def test_per_score_layout_and_explicit_key_wins(project: Path) -> None:
     assert find_score("Call Quality", "greeting") == score
 
 
+def test_rates_in_exponent_form_are_numbers_as_yaml_1_2_reads_them(project: Path) -> None:
+    """PyYAML reads `2e-5` (no dot) as a string under YAML 1.1; people write rates that way."""
+    folder = project / "scorecards" / "Call Quality"
+    folder.mkdir()
+    (folder / "Tone.yaml").write_text(
+        "name: Tone\nclass: BERTClassifier\nlearning_rate: 2e-5\nhead_learning_rate: 1E-3\nwarmup_ratio: '1e-1'\n"
+    )
+    with pytest.raises(ManifestError, match=r"Tone.yaml:5:15: warmup_ratio: expected number, got a string"):
+        find_score("Call Quality", "Tone")  # a quoted one stays a string
+    (folder / "Tone.yaml").write_text(
+        "name: Tone\nclass: BERTClassifier\nlearning_rate: 2e-5\nhead_learning_rate: 1E-3\n"
+    )
+    config = find_score("Call Quality", "Tone").config
+    assert (config.learning_rate, config.head_learning_rate) == (2e-5, 1e-3)
+
+
 def test_unknown_score_lists_what_exists(project: Path) -> None:
     with pytest.raises(PlexusError, match="has no score 'Nope'; it has: Ticket Topic"):
         find_score("Test Scorecard v 1.0", "Nope")
