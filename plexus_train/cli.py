@@ -360,8 +360,9 @@ def _platform(score: Score, aws: _Aws, verbose: bool = False) -> LocalPlatform |
 
     if score.training.platform == "local":
         from plexus_train.platforms.local import LocalPlatform
+        from plexus_train.views import StatusLines
 
-        return LocalPlatform(RichProgress(console(), verbose=verbose))
+        return LocalPlatform(RichProgress(console(), verbose=verbose), lines=StatusLines(console()))
     return _sagemaker(aws, verbose)
 
 

@@ -132,9 +132,13 @@ def join(environ: Mapping[str, str]) -> World:
 
 
 def leave(world: World) -> None:
+    """After a successful run: wait for every rank (rank 0 saves while the others are done), then leave the group;
+    a rank that tore the group down while another still used it would abort that one. A failed rank does not
+    call this: it exits, and torchrun stops the others."""
     import torch.distributed as dist
 
     if world.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

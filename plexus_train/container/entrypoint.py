@@ -104,6 +104,5 @@ def main() -> int:
             Path(output_dir).parent.mkdir(parents=True, exist_ok=True)
             (Path(output_dir).parent / "failure").write_text(str(exc), encoding="utf-8")
         return 1
-    finally:
-        leave(world)
+    leave(world)
     return 0

@@ -141,7 +141,9 @@ def free_port() -> int:
 
 
 @dataclass
-class _Host:
+class LocalHost:
+    """One "host" of a local job: its name (algo-N) and its /opt/ml-like root."""
+
     name: str
     root: Path
     process: subprocess.Popen[str] | None = None
@@ -180,14 +182,10 @@ class LocalJob:
         )
         started = self.clock()
         with tempfile.TemporaryDirectory(prefix=f"plexus-{name}-") as scratch:
-            machines = [_Host(host, Path(scratch) / host) for host in hosts]
+            machines = [LocalHost(host, Path(scratch) / host) for host in hosts]
             for machine in machines:
                 self._prepare(request, machine, hosts)
-            try:
-                status, reason = self._train(request, machines)
-            finally:
-                _stop(machines)
-                self._sync_checkpoints(request, machines, {})
+            status, reason = self.execute(request, machines)
             answer: dict[str, Any] = {
                 "TrainingJobName": name,
                 "TrainingJobStatus": status,
@@ -202,19 +200,21 @@ class LocalJob:
                 answer["FailureReason"] = reason
         return answer
 
-    def _prepare(self, request: Mapping[str, Any], machine: _Host, hosts: list[str]) -> None:
+    def execute(self, request: Mapping[str, Any], machines: list[LocalHost]) -> tuple[str, str]:
+        """Run the prepared hosts' entries to their end (status, failure reason); nothing is left running."""
+        try:
+            return self._train(request, machines)
+        finally:
+            _stop(machines)
+            self._sync_checkpoints(request, machines, {})
+
+    def _prepare(self, request: Mapping[str, Any], machine: LocalHost, hosts: list[str]) -> None:
         """Fill the host's /opt/ml-like root from S3, as SageMaker fills the container's."""
         root = machine.root
-        for part in ("input/config", "model", "output/data", "checkpoints", "code"):
-            (root / part).mkdir(parents=True, exist_ok=True)
+        write_config(request, machine, hosts)
         for channel in request["InputDataConfig"]:
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
             self._download_prefix(uri, root / "input" / "data" / channel["ChannelName"])
-        config = root / "input" / "config"
-        (config / "hyperparameters.json").write_text(json.dumps(request["HyperParameters"]), encoding="utf-8")
-        resource = resource_config(machine.name, hosts)
-        (config / "resourceconfig.json").write_text(json.dumps(resource), encoding="utf-8")
-        (config / "inputdataconfig.json").write_text(json.dumps(input_data_config(request)), encoding="utf-8")
         code_uri = json.loads(request["HyperParameters"]["sagemaker_submit_directory"])
         with tempfile.TemporaryDirectory() as staging:
             tarball = self._download(code_uri, Path(staging) / "sourcedir.tar.gz")
@@ -242,7 +242,7 @@ class LocalJob:
         call(self.s3.download_file, uri, Bucket=bucket, Key=key, Filename=str(target))
         return target
 
-    def _train(self, request: Mapping[str, Any], machines: list[_Host]) -> tuple[str, str]:
+    def _train(self, request: Mapping[str, Any], machines: list[LocalHost]) -> tuple[str, str]:
         """Start every host's entry, stream their output, sync checkpoints; (status, failure reason)."""
         hosts = [machine.name for machine in machines]
         program = json.loads(request["HyperParameters"]["sagemaker_program"])
@@ -293,7 +293,7 @@ class LocalJob:
                 self.reporter.log(prefix + line.rstrip("\n"))
 
     def _sync_checkpoints(
-        self, request: Mapping[str, Any], machines: list[_Host], synced: dict[Path, tuple[float, int]]
+        self, request: Mapping[str, Any], machines: list[LocalHost], synced: dict[Path, tuple[float, int]]
     ) -> None:
         """Upload new or changed files of each host's checkpoints/ to CheckpointConfig.S3Uri (SageMaker syncs
         /opt/ml/checkpoints the same way while the job runs)."""
@@ -315,7 +315,7 @@ class LocalJob:
                 upload_file(self.s3, path, bucket, key)
                 synced[path] = (stat.st_mtime, stat.st_size)
 
-    def _upload_model(self, request: Mapping[str, Any], machine: _Host) -> str:
+    def _upload_model(self, request: Mapping[str, Any], machine: LocalHost) -> str:
         """Tar the first host's model/ to {S3OutputPath}/{job}/output/model.tar.gz, as SageMaker does."""
         bucket, prefix = split_s3_uri(request["OutputDataConfig"]["S3OutputPath"])
         key = f"{prefix.rstrip('/')}/{request['TrainingJobName']}/output/model.tar.gz"
@@ -323,6 +323,17 @@ class LocalJob:
             tarball = write_tarball(machine.root / "model", Path(staging) / "model.tar.gz")
             upload_file(self.s3, tarball, bucket, key)
         return f"s3://{bucket}/{key}"
+
+
+def write_config(request: Mapping[str, Any], machine: LocalHost, hosts: list[str]) -> None:
+    """The root's directories and input/config/ files, as SageMaker writes them before the entry starts."""
+    for part in ("input/config", "model", "output/data", "checkpoints", "code"):
+        (machine.root / part).mkdir(parents=True, exist_ok=True)
+    config = machine.root / "input" / "config"
+    (config / "hyperparameters.json").write_text(json.dumps(request["HyperParameters"]), encoding="utf-8")
+    resource = resource_config(machine.name, hosts)
+    (config / "resourceconfig.json").write_text(json.dumps(resource), encoding="utf-8")
+    (config / "inputdataconfig.json").write_text(json.dumps(input_data_config(request)), encoding="utf-8")
 
 
 def processes_per_host(request: Mapping[str, Any], gpus: int) -> int:
@@ -339,7 +350,7 @@ def failure_reason(root: Path, code: int | None) -> str:
     return f"AlgorithmError: {text or f'the training entry exited with code {code}'}"
 
 
-def _stop(machines: list[_Host]) -> None:
+def _stop(machines: list[LocalHost]) -> None:
     """Nothing is left running: terminate every host's entry still alive, then kill what ignores that."""
     alive = [machine.process for machine in machines if machine.process and machine.process.poll() is None]
     for process in alive:

@@ -119,6 +119,19 @@ def build_sourcedir(score: Score, target: Path) -> tuple[Path, str]:
     return target, embeddings
 
 
+def entry_hyperparameters(score: Score, config: TrainingConfig, verbose: bool) -> dict[str, str]:
+    """What the packaged entry reads from SM_HPS (every value JSON-encoded, as SageMaker takes them): the training
+    settings, the score's names, verbosity, processes per host and the program to run."""
+    return {
+        **config.to_hyperparameters(),
+        SCORECARD_HP: json.dumps(score.scorecard_name),
+        SCORE_HP: json.dumps(score.name),
+        VERBOSE_HP: json.dumps(verbose),
+        PROCESSES_HP: json.dumps(score.training.processes_per_host or 0),
+        "sagemaker_program": json.dumps(TRAINING_ENTRY),
+    }
+
+
 def best_f1(job: dict[str, Any]) -> float | None:
     """The best epoch's validation macro-F1 a finished job reported (METRIC_DEFINITIONS), None when it did not."""
     metrics = {metric.get("MetricName"): metric.get("Value") for metric in job.get("FinalMetricDataList", [])}
@@ -236,12 +249,7 @@ class SageMakerPlatform:
         """The CreateTrainingJob request (pure, apart from the image lookup)."""
         bucket, training = self.outputs.bucket, score.training
         hyperparameters = {
-            **config.to_hyperparameters(),
-            SCORECARD_HP: json.dumps(score.scorecard_name),
-            SCORE_HP: json.dumps(score.name),
-            VERBOSE_HP: json.dumps(self.verbose),
-            PROCESSES_HP: json.dumps(training.processes_per_host or 0),
-            "sagemaker_program": json.dumps(TRAINING_ENTRY),
+            **entry_hyperparameters(score, config, self.verbose),
             "sagemaker_submit_directory": json.dumps(s3_uri(bucket, keys(score).code)),
             "sagemaker_region": json.dumps(self.clients.region),
         }

@@ -217,6 +217,18 @@ def test_local_mode_hands_the_hosts_the_visible_gpus(tmp_path: Path) -> None:
     assert processes_per_host({"HyperParameters": {"plexus_processes_per_host": "3"}}, 2) == 3
 
 
+def test_platform_local_with_several_processes_per_host_trains_one_model_with_ddp(project: Path, plexus) -> None:
+    """`--platform local` uses every GPU the same way (processes_per_host: one per GPU); here, two CPU processes."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("two processes need two CPUs")
+    set_training(project, processes_per_host=2)
+    ran = plexus("train", *SCORE, "--platform", "local")
+    assert ran.code == 0, ran.err + ran.out
+    assert "distributed: 2 processes (1 hosts × 2), this is algo-1" in ran.out and "epoch 2: train loss" in ran.out
+    config = json.loads((project / "models" / PATH / "config.json").read_text())
+    assert config["world_size"] == 2 and (project / "models" / PATH / "code" / "inference.py").is_file()
+
+
 def test_each_batch_is_shared_out_so_every_example_is_seen_once_per_epoch() -> None:
     from plexus_train.container.distributed import World, launch_plan, shard
 
