@@ -312,7 +312,10 @@ class LocalJob:
                 if synced.get(path) == (stat.st_mtime, stat.st_size):
                     continue
                 key = f"{prefix.rstrip('/')}/{path.relative_to(machine.checkpoints).as_posix()}"
-                upload_file(self.s3, path, bucket, key)
+                try:
+                    upload_file(self.s3, path, bucket, key)
+                except FileNotFoundError:
+                    continue  # removed while uploading: the entry saved a newer checkpoint, the next pass takes it
                 synced[path] = (stat.st_mtime, stat.st_size)
 
     def _upload_model(self, request: Mapping[str, Any], machine: LocalHost) -> str:

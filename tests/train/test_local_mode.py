@@ -100,13 +100,18 @@ seen = {
     "cwd": os.getcwd(),
 }
 (root / "model" / "seen.json").write_text(json.dumps(seen))
+(root / "output" / "pid").write_text(str(os.getpid()))
+if seen["hyperparameters"].get("hang") == '"yes"':
+    import time
+
+    time.sleep(300)
 if seen["hyperparameters"].get("fail") == '"yes"':
     (root / "output" / "failure").write_text("the data has only one class")
     sys.exit(1)
 """
 
 
-def probe_request(tmp_path: Path, fail: bool) -> dict:
+def probe_request(tmp_path: Path, fail: bool, hang: bool = False) -> dict:
     """A CreateTrainingJob request whose code is PROBE (it records what it sees), its data and code in the bucket."""
     from plexus_train.packaging import write_tarball
 
@@ -124,7 +129,11 @@ def probe_request(tmp_path: Path, fail: bool) -> dict:
     return {
         "TrainingJobName": "probe",
         "AlgorithmSpecification": {"TrainingImage": "local", "TrainingInputMode": "File"},
-        "HyperParameters": {**hyperparameters, **({"fail": '"yes"'} if fail else {})},
+        "HyperParameters": {
+            **hyperparameters,
+            **({"fail": '"yes"'} if fail else {}),
+            **({"hang": '"yes"'} if hang else {}),
+        },
         "InputDataConfig": [
             {
                 "ChannelName": "train",
@@ -176,6 +185,31 @@ def test_the_failure_file_becomes_the_jobs_failure_reason(sandbox, tmp_path: Pat
     assert job["TrainingJobStatus"] == "Failed"
     assert job["FailureReason"] == "AlgorithmError: the data has only one class"
     assert "ModelArtifacts" not in job
+
+
+def test_a_job_past_its_max_runtime_is_stopped_and_nothing_is_left_running(
+    sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plexus_train.platforms import local_job
+    from tests.train.helpers import StatusRecorder
+
+    publish_outputs()
+    request = probe_request(tmp_path, fail=False, hang=True)
+    request["StoppingCondition"]["MaxRuntimeInSeconds"] = 3
+    pids: list[int] = []
+    real_stop = local_job._stop
+
+    def stop(machines):  # note the entry's pid before local mode stops it
+        pids.extend(machine.process.pid for machine in machines if machine.process)
+        real_stop(machines)
+
+    monkeypatch.setattr(local_job, "_stop", stop)
+    answer = local_job.LocalJob(boto3.client("s3"), StatusRecorder()).run(request)
+    assert answer["TrainingJobStatus"] == "Stopped" and answer["FailureReason"].startswith("MaxRuntimeExceeded")
+    assert answer["TrainingTimeInSeconds"] < 60 and pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_more_local_processes_than_cpus_is_one_line_and_writes_nothing(sandbox, project: Path, plexus) -> None:
