@@ -210,3 +210,19 @@ class AwsClients:
     s3: Any
     iam: Any
     ssm: Any
+
+
+def plexus_cdk_bucket_access(bucket: str) -> dict[str, Any]:
+    """The inline policy Plexus's CDK MLTrainingStack gives its training role (TrainingBucketAccess): read, write
+    and list on the whole bucket."""
+    arn = f"arn:aws:s3:::{bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"],
+                "Resource": [arn, f"{arn}/*"],
+            }
+        ],
+    }

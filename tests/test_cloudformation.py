@@ -16,7 +16,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.helpers import STAGING_BUCKET, cli
+from tests.helpers import STAGING_BUCKET, cli, plexus_cdk_bucket_access
 from tests.real_aws import RealAwsProxy
 
 STACK = "plexus-ml-training-staging"
@@ -136,17 +136,7 @@ def deploy_plexus_stack() -> str:
     CloudFormation holds it: a versioned SSE-S3 bucket, Block Public Access, its two lifecycle rules, and a role
     with AmazonSageMakerFullAccess and the inline policy TrainingBucketAccess on the whole bucket. Returns the
     role's name."""
-    arn = f"arn:aws:s3:::{STAGING_BUCKET}"
-    access = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"],
-                "Resource": [arn, f"{arn}/*"],
-            }
-        ],
-    }
+    access = plexus_cdk_bucket_access(STAGING_BUCKET)
     role = deploy_cdk_stack()
     # moto's CloudFormation makes the bucket and the role but applies few of their properties, and it stores an
     # inline policy from a template as a Python repr that no IAM client can parse; AWS applies all of them and

@@ -13,7 +13,7 @@ import yaml
 from plexus_infra.core.aws import Identity
 from plexus_infra.resources.role import INLINE_POLICY_NAME, training_access_policy, trust_policy
 from plexus_infra.sandbox import Sandbox
-from tests.helpers import cli
+from tests.helpers import cli, plexus_cdk_bucket_access
 
 ACCOUNT = "123456789012"
 BUCKET = "plexus-ml-staging-training"
@@ -211,16 +211,7 @@ def test_the_cdk_stacks_own_inline_policy_is_kept_and_plans_no_change(
     """Plexus's CDK stack gives its training role an inline policy of its own (TrainingBucketAccess, on the whole
     bucket): import states it as role.inline_policies, so adopting changes none of the role's grants."""
     bucket_arn = f"arn:aws:s3:::{BUCKET}"
-    cdk_inline = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"],
-                "Resource": [bucket_arn, f"{bucket_arn}/*"],
-            }
-        ],
-    }
+    cdk_inline = plexus_cdk_bucket_access(BUCKET)
     ours = training_access_policy("aws", "us-east-1", ACCOUNT, bucket_arn, ())
     make_environment(inline={INLINE_POLICY_NAME: ours, "TrainingBucketAccess": cdk_inline})
     code, out, err = cli(capsys, "import", "staging", "--bucket", BUCKET, "--role", ROLE, "--force")
