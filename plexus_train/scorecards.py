@@ -36,6 +36,7 @@ YAML_TO_CONFIG = {
     "batch_size": "batch_size",
     "maximum_tokens_per_window": "max_tokens",
     "dropout_rate": "dropout",
+    "attention_dropout_rate": "attention_dropout",
     "learning_rate": "learning_rate",
     "head_learning_rate": "head_learning_rate",
     "l2_regularization_strength": "weight_decay",
@@ -49,6 +50,7 @@ YAML_TO_CONFIG = {
     "learning_rate_decay": "learning_rate_decay",
     "start_from_end": "start_from_end",
     "multiple_windows_aggregation": "window_pooling",
+    "frozen_layer_cache_megabytes": "frozen_cache_megabytes",
 }
 DEPLOYMENT_TARGETS = {"sagemaker_serverless": "serverless", "sagemaker_realtime": "realtime", "local": "local"}
 

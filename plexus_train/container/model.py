@@ -50,6 +50,24 @@ class BERTClassifier(nn.Module):
         here = self.head.weight.device
         return self(batch.input_ids.to(here), batch.attention_mask.to(here), batch.windows_per_text)
 
+    def train(self, mode: bool = True) -> BERTClassifier:
+        """Train mode for what trains; the frozen parts of the encoder stay in eval mode (no dropout), so they
+        compute the same for a text every time (what `frozen.FrozenPrefix` keeps)."""
+        super().train(mode)
+        for module in _frozen_modules(self.encoder):
+            module.eval()
+        return self
+
+    def frozen_layers(self) -> int:
+        """How many of the encoder's first layers are frozen with everything below them: their output for a
+        window never changes while training. 0 when any part of the encoder outside its layers trains."""
+        blocks = encoder_layers(self.encoder)
+        inside = {id(parameter) for block in blocks for parameter in block.parameters()}
+        if any(p.requires_grad for p in self.encoder.parameters() if id(p) not in inside):
+            return 0
+        trainable = [any(p.requires_grad for p in block.parameters()) for block in blocks]
+        return trainable.index(True) if True in trainable else len(blocks)
+
     def freeze_all_but_last(self, layers: int) -> None:
         """Freeze the encoder except its last `layers` layers; asking for all of them unfreezes everything."""
         blocks = encoder_layers(self.encoder)
@@ -59,6 +77,19 @@ class BERTClassifier(nn.Module):
         for block in blocks[len(blocks) - layers :] if layers > 0 else []:
             for parameter in block.parameters():
                 parameter.requires_grad = True
+
+
+def _frozen_modules(module: nn.Module) -> list[nn.Module]:
+    """The largest submodules of `module` whose parameters are all frozen (a module without parameters belongs to
+    its parent)."""
+    found = []
+    for child in module.children():
+        parameters = list(child.parameters())
+        if parameters and not any(p.requires_grad for p in parameters):
+            found.append(child)
+        elif parameters:
+            found += _frozen_modules(child)
+    return found
 
 
 def encoder_layers(encoder: nn.Module) -> list[nn.Module]:
@@ -93,18 +124,27 @@ def check_tokenizer(tokenizer: Any, vocab_size: int | None, where: str) -> None:
         raise ContainerError(f"{where}: the tokenizer turns every word of a probe text into its unknown token")
 
 
-def load_encoder(name: str) -> tuple[Any, Any]:
+# What architectures call the dropout of their attention probabilities (BERT, RoBERTa, MiniLM...; DistilBERT).
+ATTENTION_DROPOUTS = ("attention_probs_dropout_prob", "attention_dropout")
+
+
+def load_encoder(name: str, attention_dropout: float | None = None) -> tuple[Any, Any]:
     """The encoder and its tokenizer, from a local directory or a Hugging Face id (which downloads unless
-    HF_HUB_OFFLINE=1 keeps it to the local cache). Failures, a name that looks like a missing directory and a
+    HF_HUB_OFFLINE=1 keeps it to the local cache), the dropout of its attention probabilities set to
+    `attention_dropout` (None: the model's own). Failures, a name that looks like a missing directory and a
     tokenizer without a vocabulary become one ContainerError naming the model."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging
 
     if not _exists(name) and looks_like_path(name):
         raise ContainerError(f"cannot load embeddings model {name!r}: no such local model directory {name}")
     logging.disable_progress_bar()
     try:
-        encoder, tokenizer = AutoModel.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+        settings = AutoConfig.from_pretrained(name)
+        for setting in ATTENTION_DROPOUTS if attention_dropout is not None else ():
+            if hasattr(settings, setting):
+                setattr(settings, setting, attention_dropout)
+        encoder, tokenizer = AutoModel.from_pretrained(name, config=settings), AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ContainerError(f"cannot load embeddings model {name!r}: {first}") from exc

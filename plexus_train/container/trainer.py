@@ -32,12 +32,12 @@ from torch import nn
 from plexus_train.container import checkpoints
 from plexus_train.container.config import TrainingConfig
 from plexus_train.container.distributed import World, from_main, gathered, shard, summed
+from plexus_train.container.frozen import FrozenPrefix, frozen_prefix
 from plexus_train.container.metrics import classification_metrics, confusion_matrix, macro_f1_of
 from plexus_train.container.model import BERTClassifier, load_encoder
 from plexus_train.container.reporting import EpochResult, Reporter, SilentReporter
 from plexus_train.container.split import stratified_split
 from plexus_train.container.windows import (
-    EncodedText,
     WindowBatch,
     batched,
     collate,
@@ -118,12 +118,6 @@ def schedule_factor(config: TrainingConfig, steps_per_epoch: int, total_steps: i
     return lambda step: lr_factor(step, warmup, total_steps)
 
 
-def batches(encoded: Sequence[EncodedText], targets: torch.Tensor, order: Sequence[int], size: int, pad: int):
-    """Yield (windows, targets) batches of the texts in `order`, each padded to its own longest window."""
-    for chosen, batch in batched(encoded, order, size, pad):
-        yield batch, targets[list(chosen)]
-
-
 def train_classifier(
     texts: Sequence[str],
     labels: Sequence[str],
@@ -141,7 +135,7 @@ def train_classifier(
     reporter = reporter or SilentReporter()
     torch.manual_seed(config.seed)
     classes = sorted(set(labels))
-    encoder, tokenizer = load_encoder(config.embeddings_model)
+    encoder, tokenizer = load_encoder(config.embeddings_model, config.attention_dropout)
     notes = []
     limit = token_limit(encoder, tokenizer)
     if limit is not None and config.max_tokens > limit:
@@ -191,6 +185,7 @@ class _Run:
         self.checkpoint_dir = checkpoint_dir
         self.loss = nn.CrossEntropyLoss()
         self.summed_loss = nn.CrossEntropyLoss(reduction="sum")
+        self.prefix: FrozenPrefix | None = None  # set by `fit`, once the texts are windows
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], notes: Sequence[str] = ()) -> TrainedClassifier:
         config, world = self.config, self.world
@@ -198,6 +193,8 @@ class _Run:
         targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
         train, validation = stratified_split(targets.tolist(), config.validation_fraction, config.seed)
         encoded = encode_texts(self.tokenizer, texts, config.windowing)
+        pad = self.tokenizer.pad_token_id or 0
+        self.prefix = frozen_prefix(self.model, encoded, pad, config.frozen_cache_megabytes)
         per_epoch = -(-len(train) // config.batch_size)
         total = per_epoch * config.epochs
         optimizer = torch.optim.AdamW(self._parameter_groups(), weight_decay=config.weight_decay)
@@ -329,7 +326,7 @@ class _Run:
             if mine:
                 batch = collate(encoded, mine, pad)
                 expected = targets[mine].to(self.device)
-                logits = self._logits(batch)
+                logits = self._logits(batch, mine, self.forward)
                 summed_loss = self.summed_loss(logits, expected)
                 (summed_loss * self.world.size / len(chunk)).backward()
                 value = summed_loss.item()
@@ -349,9 +346,13 @@ class _Run:
         matrix = [[int(counts[row * classes + column]) for column in range(classes)] for row in range(classes)]
         return total / seen, macro_f1_of(matrix)
 
-    def _logits(self, batch: WindowBatch) -> torch.Tensor:
+    def _logits(self, batch: WindowBatch, texts: Sequence[int], forward: Any) -> torch.Tensor:
+        """The logits of `batch` (the windows of `texts`) through `forward` (the model, or its DDP wrapper), the
+        frozen layers' outputs reused when kept (`frozen`)."""
+        if self.prefix is not None:
+            return self.prefix.logits(forward, batch, texts)
         here = self.device
-        return self.forward(batch.input_ids.to(here), batch.attention_mask.to(here), batch.windows_per_text)
+        return forward(batch.input_ids.to(here), batch.attention_mask.to(here), batch.windows_per_text)
 
     def _zero_backward(self) -> None:
         """A backward pass contributing zero gradient, so this rank joins DDP's gradient all-reduce."""
@@ -368,8 +369,9 @@ class _Run:
         total, predicted = 0.0, []
         pad = self.tokenizer.pad_token_id or 0
         subset = sorted(subset, key=lambda index: len(encoded[index][0]))  # similar lengths pad least
-        for batch, expected in batches(encoded, targets, subset, 2 * self.config.batch_size, pad):
-            logits = self.model.logits(batch)
+        for chosen, batch in batched(encoded, subset, 2 * self.config.batch_size, pad):
+            expected = targets[list(chosen)]
+            logits = self._logits(batch, chosen, self.model)
             total += self.loss(logits, expected.to(self.device)).item() * len(expected)
             predicted.extend(logits.argmax(dim=-1).tolist())
         truth = targets[list(subset)].tolist()

@@ -208,3 +208,16 @@ def test_the_head_learns_at_its_own_rate_and_training_macro_f1_is_recorded(tiny_
     initial = torch.nn.Linear(fresh.config.hidden_size, 2)
     assert not torch.allclose(result.model.head.weight, initial.weight)  # 1e-2: it moved
     assert 0.0 <= result.history[0].train_f1 <= 1.0
+
+
+def test_the_encoders_attention_dropout_is_the_configured_one(tiny_model: Path) -> None:
+    from plexus_train.container.model import load_encoder
+
+    def attention_dropouts(encoder) -> set[float]:
+        return {module.p for name, module in encoder.named_modules() if name.endswith("attention.self.dropout")}
+
+    own, _ = load_encoder(str(tiny_model))
+    assert own.config.attention_probs_dropout_prob == 0.1 and attention_dropouts(own) == {0.1}
+    tuned, _ = load_encoder(str(tiny_model), TrainingConfig().attention_dropout)
+    assert tuned.config.attention_probs_dropout_prob == 0.0 and attention_dropouts(tuned) == {0.0}
+    assert attention_dropouts(load_encoder(str(tiny_model), 0.25)[0]) == {0.25}
