@@ -67,12 +67,12 @@ def _blank(text: str) -> str:
 REQUEST_TEXTS = 32  # texts per request: well inside SageMaker's payload limits (4 MB serverless, 6 MB realtime)
 
 
-def requests(texts: list[str]) -> list[tuple[list[str], bytes]]:
+def requests(texts: list[str], size: int = REQUEST_TEXTS) -> list[tuple[list[str], bytes]]:
     """The request bodies for `texts`, each with the texts it carries: `{"text": "..."}` for a single text,
-    `{"text": [...]}` batches of up to REQUEST_TEXTS otherwise (the handlers answer a list for a list)."""
+    `{"text": [...]}` batches of up to `size` otherwise (the handlers answer a list for a list)."""
     if len(texts) == 1:
         return [(texts, json.dumps({"text": texts[0]}).encode("utf-8"))]
-    chunks = [texts[start : start + REQUEST_TEXTS] for start in range(0, len(texts), REQUEST_TEXTS)]
+    chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
     return [(chunk, json.dumps({"text": chunk}).encode("utf-8")) for chunk in chunks]
 
 
@@ -85,13 +85,14 @@ def answers_of(reply: Any, texts: list[str], where: str) -> list[dict[str, Any]]
 
 
 def predict_local(model_dir: Path, texts: list[str]) -> list[dict[str, Any]]:
-    """Classify with the local artifacts via model_fn/input_fn/predict_fn/output_fn, in the requests an endpoint
-    would get."""
+    """Classify with the local artifacts via model_fn/input_fn/predict_fn/output_fn, in requests as an endpoint
+    gets them, each as large as the handlers take (no payload limit here, and a large request batches texts of
+    like length better)."""
     from plexus_train.container import inference
 
     model = inference.model_fn(str(model_dir))
     answers = []
-    for chunk, body in requests(texts):
+    for chunk, body in requests(texts, inference.MAX_BATCH):
         reply = inference.output_fn(inference.predict_fn(inference.input_fn(body, inference.JSON), model))
         answers += answers_of(json.loads(reply), chunk, str(model_dir))
     return answers

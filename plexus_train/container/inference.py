@@ -63,18 +63,23 @@ def _checked(text: str, what: str) -> str:
 
 
 def predict_fn(request: Request, model: LoadedClassifier) -> Answer:
-    """Classify the request's texts, `batch_size` at a time; one {"value", "confidence", "probabilities"} each."""
+    """Classify the request's texts, twice `batch_size` at a time (no gradients: memory for twice as many), in
+    order of length so that a batch pads little; one {"value", "confidence", "probabilities"} each, in the
+    request's order."""
     import torch
 
-    from plexus_train.container.windows import batched, encode_texts
+    from plexus_train.container.windows import batched, encode_texts, text_lengths
 
     texts = request["texts"]
     encoded = encode_texts(model.tokenizer, texts, model.config.windowing)
     pad = model.tokenizer.pad_token_id or 0
-    rows: list[list[float]] = []
+    lengths = text_lengths(encoded)
+    by_length = sorted(range(len(texts)), key=lengths.__getitem__)
+    rows: list[list[float]] = [[] for _ in texts]
     with torch.no_grad():
-        for _, batch in batched(encoded, range(len(texts)), model.config.batch_size, pad):
-            rows += torch.softmax(model.model.logits(batch), dim=-1).tolist()
+        for chosen, batch in batched(encoded, by_length, 2 * model.config.batch_size, pad):
+            for text, row in zip(chosen, torch.softmax(model.model.logits(batch), dim=-1).tolist(), strict=True):
+                rows[text] = row
     predictions = []
     for row in rows:
         best = max(range(len(row)), key=row.__getitem__)

@@ -180,10 +180,13 @@ def test_the_handlers_refuse_an_empty_text_too() -> None:
 
 def test_a_batch_request_answers_a_list_in_order_equal_to_one_request_per_text(trained: Path) -> None:
     model = inference.model_fn(str(trained / MODEL))
-    texts = ["the courier never arrived", "my invoice is wrong again", "the login page keeps crashing"]
+    sentence = "the courier never arrived my invoice is wrong again the login page keeps crashing"
+    words = sentence.split(" ")
+    # Longest first, over several batches: the handler batches by length and must answer in the request's order.
+    texts = [" ".join(words[: len(words) - i % len(words)]) + f" {i}" for i in range(70)]
     body = json.dumps({"text": texts})
     batch = json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(body), model)))
-    assert isinstance(batch, list) and len(batch) == 3
+    assert isinstance(batch, list) and len(batch) == len(texts) > 2 * model.config.batch_size
     for answer, text in zip(batch, texts, strict=True):
         single = handle(model, text)
         assert answer["value"] == single["value"]
