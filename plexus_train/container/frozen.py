@@ -8,7 +8,9 @@ pass would compute, dropout included; texts past the budget are recomputed each 
 
 Replaying goes through the encoder's own forward, with each frozen layer answering the kept output instead of
 computing: the encoder still builds its attention mask and runs its trainable layers (and any final norm) its own
-way, whatever the architecture. The embeddings are still looked up each pass, a small cost next to a layer.
+way. That holds for encoders whose layer loop only calls the layers one after another (`CACHEABLE`); one that
+works between layers (DeBERTa-v2's convolution after the first) runs whole every pass instead. The embeddings are
+still looked up each pass, a small cost next to a layer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from plexus_train.container.model import BERTClassifier, encoder_layers
 from plexus_train.container.windows import EncodedText, WindowBatch, collate
 
 BYTES_PER_MEGABYTE = 1 << 20
+# Encoder families (`config.model_type`) whose layer loop does nothing between layers but pass on the states.
+CACHEABLE = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert"})
 
 
 class _Captured(Exception):
@@ -46,7 +50,7 @@ class FrozenPrefix:
         self.budget = budget_bytes
         self.used = 0
         self.kept: dict[int, list[torch.Tensor]] = {}
-        self.tuple_output = False  # whether the encoder's layers return (hidden, ...) rather than hidden
+        self.tuple_length = 0  # how many items a layer's output tuple holds (0: a layer returns the states alone)
 
     def logits(self, forward: Any, batch: WindowBatch, texts: Sequence[int]) -> torch.Tensor:
         """The logits `forward` (the model, or its DistributedDataParallel wrapper) gives `batch`, the windows
@@ -84,8 +88,8 @@ class FrozenPrefix:
         finally:
             hook.remove()
         output = captured["output"]
-        self.tuple_output = isinstance(output, tuple)
-        hidden = (output[0] if self.tuple_output else output).cpu()
+        self.tuple_length = len(output) if isinstance(output, tuple) else 0
+        hidden = (output[0] if self.tuple_length else output).cpu()
         rows = iter(range(hidden.shape[0]))
         result = {}
         for text in texts:
@@ -99,22 +103,29 @@ class FrozenPrefix:
 
     @contextmanager
     def _replaying(self, states: torch.Tensor) -> Iterator[None]:
-        """Within: each frozen layer answers `states` (as the layer's own output would be shaped) at once."""
-        answer = (states,) if self.tuple_output else states
+        """Within: each frozen layer answers `states`, shaped as the layer's own output (a tuple's other items,
+        attention weights and the like, None), at once; afterwards each has its own forward again, including one
+        set on the instance by someone else."""
+        answer = (states, *[None] * (self.tuple_length - 1)) if self.tuple_length else states
+        before = [layer.__dict__.get("forward") for layer in self.layers]
         for layer in self.layers:
             layer.forward = lambda *args, **kwargs: answer
         try:
             yield
         finally:
-            for layer in self.layers:
-                del layer.forward
+            for layer, forward in zip(self.layers, before, strict=True):
+                if forward is None:
+                    del layer.forward
+                else:
+                    layer.forward = forward
 
 
 def frozen_prefix(
     model: BERTClassifier, encoded: Sequence[EncodedText], pad: int, budget_megabytes: int
 ) -> FrozenPrefix | None:
-    """A FrozenPrefix for the model's frozen layers, or None when nothing is frozen under the trainable layers or
-    the budget is 0 (every pass then runs the whole encoder)."""
-    if budget_megabytes <= 0 or model.frozen_layers() == 0:
+    """A FrozenPrefix for the model's frozen layers, or None when nothing is frozen under the trainable layers, the
+    budget is 0 or the encoder is not of a CACHEABLE family (every pass then runs the whole encoder)."""
+    family = getattr(getattr(model.encoder, "config", None), "model_type", None)
+    if budget_megabytes <= 0 or model.frozen_layers() == 0 or family not in CACHEABLE:
         return None
     return FrozenPrefix(model, encoded, pad, budget_megabytes * BYTES_PER_MEGABYTE)

@@ -204,9 +204,10 @@ class _Run:
             self.model, self.tokenizer, self.classes, config, notes=list(notes), world_size=world.size
         )
         # The encoder by its directory's name (a job's code names it base_model/, wherever it is extracted) and
-        # the shapes of every weight, with the other settings.
+        # the shapes of every weight, with the other settings but the cache's budget, which changes no result (a
+        # run restarted with less memory for it resumes).
         settings = {
-            **asdict(config),
+            **{name: value for name, value in asdict(config).items() if name != "frozen_cache_megabytes"},
             "embeddings_model": Path(config.embeddings_model).name,
             "shapes": {name: list(value.shape) for name, value in self.model.state_dict().items()},
         }

@@ -55,11 +55,47 @@ def test_kept_frozen_outputs_give_the_logits_of_a_full_forward_pass(tiny_model: 
         torch.manual_seed(7)
         replayed = prefix.logits(model, batch, order)
         assert torch.allclose(full, replayed, atol=1e-5), (full, replayed)
+        assert not any("forward" in vars(layer) for layer in prefix.layers)  # the next full pass computes
     assert sorted(prefix.kept) == order
     if trainable:
         replayed.sum().backward()  # gradients reach the trainable layer through the replayed outputs
         last = [p for p in model.encoder.parameters() if p.requires_grad]
         assert last and all(p.grad is not None and p.grad.abs().sum() > 0 for p in last[:2])
+
+
+def test_the_layers_get_their_own_forward_back_after_a_failure_and_one_set_on_the_instance_stays(
+    tiny_model: Path,
+) -> None:
+    from plexus_train.container.frozen import FrozenPrefix
+    from plexus_train.container.windows import collate
+
+    model, encoded, pad = classifier(tiny_model, 1)
+    prefix = FrozenPrefix(model, encoded, pad, budget_bytes=1 << 30)
+    [layer] = prefix.layers
+    wrapped = layer.forward  # an instance forward as a wrapping library sets one
+    layer.forward = wrapped
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        prefix.logits(failing, collate(encoded, [0, 1], pad), [0, 1])
+    assert vars(layer)["forward"] is wrapped
+    del layer.forward
+    with pytest.raises(RuntimeError, match="out of memory"):
+        prefix.logits(failing, collate(encoded, [0, 1], pad), [0, 1])
+    assert "forward" not in vars(layer)
+
+
+def test_an_encoder_that_works_between_its_layers_is_not_cached(tiny_model: Path) -> None:
+    """DeBERTa-v2 convolves after its first layer inside the layer loop: replaying a later layer's output there
+    would be convolved again, so such families run whole (frozen.CACHEABLE)."""
+    from plexus_train.container.frozen import frozen_prefix
+
+    model, encoded, pad = classifier(tiny_model, 1)
+    assert frozen_prefix(model, encoded, pad, 64) is not None
+    model.encoder.config.model_type = "deberta-v2"
+    assert frozen_prefix(model, encoded, pad, 64) is None
 
 
 def test_texts_past_the_memory_budget_are_recomputed_with_the_same_result(tiny_model: Path) -> None:
