@@ -52,8 +52,8 @@ class TrainingConfig:
     + early_stopping_patience: epochs without a better validation macro-F1 (ties: a lower validation loss)
       before training stops; the best epoch by the same rule is the one kept
     + learning_rate: the encoder's rate after warmup: the peak of the `linear` schedule, the plateau of the
-      `plateau` one; 1e-4 by default, as only the top layers train (the usual 2e-5 is for a whole encoder: with
-      the top 2 of MiniLM's 6 it left Rotten Tomatoes below a bag of words, docs/training.md)
+      `plateau` one; 1e-4 by default, as only the top layers train (the usual 2e-5 suits a whole encoder: with
+      MiniLM's top 3 layers it left Rotten Tomatoes below a bag of words, docs/training.md)
     + head_learning_rate: the classification head's rate at the same point of the same schedule: a fresh linear
       head learns slowly at a pretrained encoder's 2e-5, so it gets its own, higher rate
     + schedule: `linear` (warm up over `warmup_ratio` of the steps, then fall linearly to zero) or `plateau`
