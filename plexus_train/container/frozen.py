@@ -23,7 +23,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from plexus_train.container.model import BERTClassifier, encoder_layers
-from plexus_train.container.windows import EncodedText, WindowBatch, collate
+from plexus_train.container.windows import EncodedText, collate
 
 BYTES_PER_MEGABYTE = 1 << 20
 # Encoder families (`config.model_type`) whose layer loop does nothing between layers but pass on the states.
@@ -51,14 +51,6 @@ class FrozenPrefix:
         self.used = 0
         self.kept: dict[int, list[torch.Tensor]] = {}
         self.tuple_length = 0  # how many items a layer's output tuple holds (0: a layer returns the states alone)
-
-    def logits(self, forward: Any, batch: WindowBatch, texts: Sequence[int]) -> torch.Tensor:
-        """The logits `forward` (the model, or its DistributedDataParallel wrapper) gives `batch`, the windows
-        of `texts`, with the frozen layers' outputs taken from those kept (computed now for texts not yet kept)."""
-        device = self.model.head.weight.device
-        states = self.states(texts).to(device)
-        with self._replaying(states):
-            return forward(batch.input_ids.to(device), batch.attention_mask.to(device), batch.windows_per_text)
 
     def states(self, texts: Sequence[int]) -> torch.Tensor:
         """(windows, tokens, hidden): the last frozen layer's output for every window of `texts`, in order,
@@ -102,10 +94,12 @@ class FrozenPrefix:
         return result
 
     @contextmanager
-    def _replaying(self, states: torch.Tensor) -> Iterator[None]:
-        """Within: each frozen layer answers `states`, shaped as the layer's own output (a tuple's other items,
-        attention weights and the like, None), at once; afterwards each has its own forward again, including one
-        set on the instance by someone else."""
+    def replaying(self, texts: Sequence[int]) -> Iterator[None]:
+        """Within: a forward pass of the windows of `texts` (in order, as `collate` batches them) takes the frozen
+        layers' outputs from those kept (computed now for texts not yet kept): each frozen layer answers them at
+        once, shaped as its own output (a tuple's other items, attention weights and the like, None). Afterwards
+        each layer has its own forward again, including one set on the instance by someone else."""
+        states = self.states(texts).to(self.model.head.weight.device)
         answer = (states, *[None] * (self.tuple_length - 1)) if self.tuple_length else states
         before = [layer.__dict__.get("forward") for layer in self.layers]
         for layer in self.layers:

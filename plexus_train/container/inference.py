@@ -68,16 +68,15 @@ def predict_fn(request: Request, model: LoadedClassifier) -> Answer:
     request's order."""
     import torch
 
-    from plexus_train.container.windows import batched, encode_texts, text_lengths
+    from plexus_train.container.windows import batched, encode_texts, shortest_first
 
     texts = request["texts"]
     encoded = encode_texts(model.tokenizer, texts, model.config.windowing)
     pad = model.tokenizer.pad_token_id or 0
-    lengths = text_lengths(encoded)
-    by_length = sorted(range(len(texts)), key=lengths.__getitem__)
+    order = shortest_first(encoded, range(len(texts)))
     rows: list[list[float]] = [[] for _ in texts]
     with torch.no_grad():
-        for chosen, batch in batched(encoded, by_length, 2 * model.config.batch_size, pad):
+        for chosen, batch in batched(encoded, order, 2 * model.config.batch_size, pad):
             for text, row in zip(chosen, torch.softmax(model.model.logits(batch), dim=-1).tolist(), strict=True):
                 rows[text] = row
     predictions = []

@@ -22,6 +22,7 @@ import copy
 import random
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from plexus_train.container.windows import (
     collate,
     encode_texts,
     length_buckets,
+    shortest_first,
     text_lengths,
 )
 
@@ -350,10 +352,9 @@ class _Run:
     def _logits(self, batch: WindowBatch, texts: Sequence[int], forward: Any) -> torch.Tensor:
         """The logits of `batch` (the windows of `texts`) through `forward` (the model, or its DDP wrapper), the
         frozen layers' outputs reused when kept (`frozen`)."""
-        if self.prefix is not None:
-            return self.prefix.logits(forward, batch, texts)
         here = self.device
-        return forward(batch.input_ids.to(here), batch.attention_mask.to(here), batch.windows_per_text)
+        with self.prefix.replaying(texts) if self.prefix is not None else nullcontext():
+            return forward(batch.input_ids.to(here), batch.attention_mask.to(here), batch.windows_per_text)
 
     def _zero_backward(self) -> None:
         """A backward pass contributing zero gradient, so this rank joins DDP's gradient all-reduce."""
@@ -369,7 +370,7 @@ class _Run:
         self.model.eval()
         total, predicted = 0.0, []
         pad = self.tokenizer.pad_token_id or 0
-        subset = sorted(subset, key=lambda index: len(encoded[index][0]))  # similar lengths pad least
+        subset = shortest_first(encoded, subset)
         for chosen, batch in batched(encoded, subset, 2 * self.config.batch_size, pad):
             expected = targets[list(chosen)]
             logits = self._logits(batch, chosen, self.model)

@@ -146,6 +146,13 @@ def text_lengths(encoded: Sequence[EncodedText]) -> list[int]:
     return [sum(len(window) for window in windows) for windows in encoded]
 
 
+def shortest_first(encoded: Sequence[EncodedText], subset: Sequence[int]) -> list[int]:
+    """`subset` in order of text length, so that batches cut from it in turn pad little (evaluation and
+    prediction, which need no shuffle)."""
+    lengths = text_lengths(encoded)
+    return sorted(subset, key=lengths.__getitem__)
+
+
 def pool_windows(vectors: torch.Tensor, windows_per_text: Sequence[int], pooling: str = "max") -> torch.Tensor:
     """(windows, hidden) window vectors → (texts, hidden): each text's consecutive windows pooled element-wise
     (`max` or `mean`); a text of one window keeps its vector as is."""

@@ -53,7 +53,8 @@ def test_kept_frozen_outputs_give_the_logits_of_a_full_forward_pass(tiny_model: 
         torch.manual_seed(7)
         full = model.logits(batch)
         torch.manual_seed(7)
-        replayed = prefix.logits(model, batch, order)
+        with prefix.replaying(order):
+            replayed = model.logits(batch)
         assert torch.allclose(full, replayed, atol=1e-5), (full, replayed)
         assert not any("forward" in vars(layer) for layer in prefix.layers)  # the next full pass computes
     assert sorted(prefix.kept) == order
@@ -67,7 +68,6 @@ def test_the_layers_get_their_own_forward_back_after_a_failure_and_one_set_on_th
     tiny_model: Path,
 ) -> None:
     from plexus_train.container.frozen import FrozenPrefix
-    from plexus_train.container.windows import collate
 
     model, encoded, pad = classifier(tiny_model, 1)
     prefix = FrozenPrefix(model, encoded, pad, budget_bytes=1 << 30)
@@ -78,12 +78,12 @@ def test_the_layers_get_their_own_forward_back_after_a_failure_and_one_set_on_th
     def failing(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    with pytest.raises(RuntimeError, match="out of memory"):
-        prefix.logits(failing, collate(encoded, [0, 1], pad), [0, 1])
+    with pytest.raises(RuntimeError, match="out of memory"), prefix.replaying([0, 1]):
+        failing()
     assert vars(layer)["forward"] is wrapped
     del layer.forward
-    with pytest.raises(RuntimeError, match="out of memory"):
-        prefix.logits(failing, collate(encoded, [0, 1], pad), [0, 1])
+    with pytest.raises(RuntimeError, match="out of memory"), prefix.replaying([0, 1]):
+        failing()
     assert "forward" not in vars(layer)
 
 
