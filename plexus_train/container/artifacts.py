@@ -5,23 +5,28 @@ Layout (also the content of SageMaker's model.tar.gz):
   config.json            labels, base model, hyperparameters, best metrics
   training_history.json  per-epoch loss, accuracy, macro precision/recall/F1, learning rate
   encoder/               encoder configuration and tokenizer: enough to rebuild the model offline
+  inference/             the same model for onnxruntime, without torch (`portable`; with `onnx_inference`)
   code/                  inference.py + requirements.txt + this package (SageMaker serving: `bundle`)
+
+Reading config.json needs neither torch nor transformers (`read_metadata`): the portable form loads without them.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from plexus_train.container.bundle import INFERENCE_ENTRY, copy_code
 from plexus_train.container.config import TrainingConfig
 from plexus_train.container.errors import ContainerError, DamagedModel
-from plexus_train.container.model import BERTClassifier, check_tokenizer
-from plexus_train.container.trainer import TrainedClassifier
+
+if TYPE_CHECKING:
+    from plexus_train.container.model import BERTClassifier
+    from plexus_train.container.trainer import TrainedClassifier
+    from plexus_train.container.windows import WindowBatch
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.pt"
@@ -32,7 +37,16 @@ CODE = "code"
 
 
 def save_classifier(trained: TrainedClassifier, directory: Path, identity: dict[str, str]) -> Path:
-    """Write the artifacts of `trained` into `directory`; `identity` names the scorecard and score."""
+    """Write the artifacts of `trained` into `directory`; `identity` names the scorecard and score. A portable form
+    that cannot be written is a warning, not a failure: predictions then load torch. An earlier model's portable
+    form goes first, whatever this one's setting: it would answer for the new weights."""
+    import shutil
+
+    import torch
+
+    from plexus_train.container import portable
+
+    shutil.rmtree(directory / portable.PORTABLE, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(trained.model.state_dict(), directory / WEIGHTS)
     trained.tokenizer.save_pretrained(directory / ENCODER)
@@ -53,7 +67,21 @@ def save_classifier(trained: TrainedClassifier, directory: Path, identity: dict[
     history = [epoch.as_dict() for epoch in trained.history]
     (directory / HISTORY).write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
     copy_code(directory / CODE, INFERENCE_ENTRY)
+    if trained.config.onnx_inference:
+        try:
+            portable.export(trained.model, trained.tokenizer, trained.config, directory)
+        except portable.ExportFailed as exc:
+            print(f"warning: {directory}: no ONNX form for predictions ({exc}); they will load torch", file=sys.stderr)
     return directory
+
+
+@dataclass
+class ModelMetadata:
+    """What config.json says of a trained model: its labels, its training settings, and the whole file."""
+
+    labels: list[str]
+    config: TrainingConfig
+    raw: dict[str, Any]
 
 
 @dataclass
@@ -66,34 +94,61 @@ class LoadedClassifier:
     config: TrainingConfig
     metadata: dict[str, Any]
 
+    @property
+    def pad(self) -> int:
+        return self.tokenizer.pad_token_id or 0
 
-def load_classifier(directory: Path) -> LoadedClassifier:
-    """Rebuild the model from `directory` without any network access. A directory without config.json is
-    "not trained"; anything else that cannot be read is one DamagedModel naming the directory and the part."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    def probabilities(self, batch: WindowBatch) -> list[list[float]]:
+        """Per text of the batch, its class probabilities (no gradients)."""
+        import torch
 
+        with torch.no_grad():
+            return torch.softmax(self.model.logits(batch), dim=-1).tolist()
+
+
+def _damaged(directory: Path, what: str) -> DamagedModel:
+    return DamagedModel(f"{directory}: damaged model: {what}")
+
+
+def read_metadata(directory: Path) -> ModelMetadata:
+    """config.json of the model in `directory`. A directory without it is "not trained"; one that cannot be read,
+    or lacks the labels or usable hyperparameters, is one DamagedModel."""
     config_path = directory / CONFIG
     if not config_path.is_file():
         raise ContainerError(f"{directory}: no trained model here ({CONFIG} is missing); run `plexus train` first")
 
-    def damaged(what: str) -> DamagedModel:
-        return DamagedModel(f"{directory}: damaged model: {what}")
-
     try:
         metadata = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise damaged(f"{CONFIG} is not readable JSON ({_first_line(exc)})") from None
+        raise _damaged(directory, f"{CONFIG} is not readable JSON ({_first_line(exc)})") from None
     if not isinstance(metadata, dict):
-        raise damaged(f"{CONFIG} is not a JSON object")
+        raise _damaged(directory, f"{CONFIG} is not a JSON object")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ContainerError(f"{config_path}: unsupported format_version {metadata.get('format_version')!r}")
     labels = metadata.get("labels")
     if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(label, str) for label in labels):
-        raise damaged(f"{CONFIG} has no list of label classes")
+        raise _damaged(directory, f"{CONFIG} has no list of label classes")
     try:
         hyperparameters = TrainingConfig(**metadata["hyperparameters"])
     except (KeyError, TypeError) as exc:
-        raise damaged(f"{CONFIG} has unusable hyperparameters ({_first_line(exc)})") from None
+        raise _damaged(directory, f"{CONFIG} has unusable hyperparameters ({_first_line(exc)})") from None
+    return ModelMetadata(labels, hyperparameters, metadata)
+
+
+def load_classifier(directory: Path) -> LoadedClassifier:
+    """Rebuild the torch model from `directory` without any network access (`read_metadata` first); a part that
+    cannot be read is one DamagedModel naming the directory and the part."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from plexus_train.container.model import BERTClassifier, check_tokenizer
+
+    read = read_metadata(directory)
+    labels, hyperparameters = read.labels, read.config
+
+    def damaged(what: str) -> DamagedModel:
+        return _damaged(directory, what)
+
     encoder_dir = directory / ENCODER
     if not encoder_dir.is_dir():
         raise damaged(f"{ENCODER}/ is missing")
@@ -116,7 +171,7 @@ def load_classifier(directory: Path) -> LoadedClassifier:
         problem = "do not match the labels and encoder in the rest of the model"
         raise damaged(f"the weights in {WEIGHTS} {problem} ({_first_line(exc)})") from None
     model.eval()
-    return LoadedClassifier(model, tokenizer, labels, hyperparameters, metadata)
+    return LoadedClassifier(model, tokenizer, labels, hyperparameters, read.raw)
 
 
 def _first_line(exc: BaseException) -> str:

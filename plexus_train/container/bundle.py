@@ -4,7 +4,7 @@ requirements.txt, which the framework containers install first.
 Training jobs get it as `sourcedir.tar.gz` (entry `train.py`, the `sagemaker_program`); every saved model carries
 it as `code/` (entry `inference.py`, which the PyTorch serving container imports), so a model trained inside a
 job ships the same code again. Nothing else of plexus_train goes: what ships imports only itself, the standard
-library, torch, transformers and numpy.
+library, torch, transformers (and its tokenizers), numpy, onnx and onnxruntime.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ TRAINING_ENTRY = "train.py"
 INFERENCE_ENTRY = "inference.py"
 REQUIREMENTS = "requirements.txt"
 # The container's own torch is kept: it is never listed. transformers is pinned by `requirements`.
-REQUIRED = ("transformers>=5,<6", "numpy")
+# onnx: training jobs export the model's ONNX form; onnxruntime: they check it, and endpoints answer with it.
+REQUIRED = ("transformers>=5,<6", "numpy", "onnx>=1.16", "onnxruntime>=1.18")
 
 ENTRY_SCRIPTS = {
     TRAINING_ENTRY: (

@@ -74,7 +74,8 @@ class FrozenPrefix:
 
         hook = self.layers[-1].register_forward_hook(capture)
         try:
-            self.model.encoder(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device))
+            input_ids, attention_mask = batch.tensors(device)
+            self.model.encoder(input_ids=input_ids, attention_mask=attention_mask)
         except _Captured:
             pass
         finally:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from plexus_train.container.artifacts import LoadedClassifier
+    from plexus_train.container.portable import PortableClassifier
 
 JSON = "application/json"
 MAX_BATCH = 1000  # texts per request: a request is held in memory whole, and its answer too
@@ -33,12 +34,17 @@ class Answer(TypedDict):
     batch: bool
 
 
-def model_fn(model_dir: str) -> LoadedClassifier:
-    """Load the classifier from an extracted model archive (or a local artifacts directory); damaged artifacts
-    raise one DamagedModel, `{model_dir}: damaged model: ...`."""
-    from plexus_train.container.artifacts import load_classifier
+def model_fn(model_dir: str) -> LoadedClassifier | PortableClassifier:
+    """Load the classifier from an extracted model archive (or a local artifacts directory): its ONNX form when it
+    has one this interpreter can run (`portable.usable`: no torch or transformers to import), else the torch
+    model. Damaged artifacts raise one DamagedModel, `{model_dir}: damaged model: ...`."""
+    from plexus_train.container import portable
+    from plexus_train.container.artifacts import load_classifier, read_metadata
 
-    return load_classifier(Path(model_dir))
+    directory = Path(model_dir)
+    if portable.usable(directory):
+        return portable.load(directory, read_metadata(directory))
+    return load_classifier(directory)
 
 
 def input_fn(request_body: str | bytes, content_type: str = JSON) -> Request:
@@ -62,23 +68,19 @@ def _checked(text: str, what: str) -> str:
     return text
 
 
-def predict_fn(request: Request, model: LoadedClassifier) -> Answer:
+def predict_fn(request: Request, model: LoadedClassifier | PortableClassifier) -> Answer:
     """Classify the request's texts, twice `batch_size` at a time (no gradients: memory for twice as many), in
     order of length so that a batch pads little; one {"value", "confidence", "probabilities"} each, in the
     request's order."""
-    import torch
-
     from plexus_train.container.windows import batched, encode_texts, shortest_first
 
     texts = request["texts"]
     encoded = encode_texts(model.tokenizer, texts, model.config.windowing)
-    pad = model.tokenizer.pad_token_id or 0
     order = shortest_first(encoded, range(len(texts)))
     rows: list[list[float]] = [[] for _ in texts]
-    with torch.no_grad():
-        for chosen, batch in batched(encoded, order, 2 * model.config.batch_size, pad):
-            for text, row in zip(chosen, torch.softmax(model.model.logits(batch), dim=-1).tolist(), strict=True):
-                rows[text] = row
+    for chosen, batch in batched(encoded, order, 2 * model.config.batch_size, model.pad):
+        for text, row in zip(chosen, model.probabilities(batch), strict=True):
+            rows[text] = row
     predictions = []
     for row in rows:
         best = max(range(len(row)), key=row.__getitem__)

@@ -37,18 +37,21 @@ class BERTClassifier(nn.Module):
         """Logits, shape (texts, classes), from (windows, tokens) ids and masks whose consecutive rows are the
         windows of each text (`windows_per_text`; None: one window per text). Mean pooling over real tokens suits
         both BERT-style encoders and sentence encoders (MiniLM), whose [CLS] token is not trained as a summary."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        pooled = self.window_vectors(input_ids, attention_mask)
         if windows_per_text is not None:
             pooled = pool_windows(pooled, windows_per_text, self.pooling)
         return self.head(self.dropout(pooled))
 
+    def window_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(windows, hidden): each window's token vectors averaged over its real tokens."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
     def logits(self, batch: WindowBatch) -> torch.Tensor:
         """Logits of a batch of windowed texts (`windows.collate`), on the model's device: the one call training,
         validation and the inference handlers make."""
-        here = self.head.weight.device
-        return self(batch.input_ids.to(here), batch.attention_mask.to(here), batch.windows_per_text)
+        return self(*batch.tensors(self.head.weight.device), batch.windows_per_text)
 
     def train(self, mode: bool = True) -> BERTClassifier:
         """Train mode for what trains; the frozen parts of the encoder stay in eval mode (no dropout), so they
@@ -77,6 +80,17 @@ class BERTClassifier(nn.Module):
         for block in blocks[len(blocks) - layers :] if layers > 0 else []:
             for parameter in block.parameters():
                 parameter.requires_grad = True
+
+
+class WindowVectors(nn.Module):
+    """A classifier's encoder alone, answering `BERTClassifier.window_vectors`: what `portable` exports."""
+
+    def __init__(self, classifier: BERTClassifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.classifier.window_vectors(input_ids, attention_mask)
 
 
 def _frozen_modules(module: nn.Module) -> list[nn.Module]:

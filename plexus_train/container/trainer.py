@@ -48,6 +48,9 @@ from plexus_train.container.windows import (
     text_lengths,
 )
 
+# Settings that change no trained weight, left out of a checkpoint's fingerprint.
+RESULT_NEUTRAL = frozenset({"frozen_cache_megabytes", "onnx_inference"})
+
 
 @dataclass
 class TrainedClassifier:
@@ -206,10 +209,10 @@ class _Run:
             self.model, self.tokenizer, self.classes, config, notes=list(notes), world_size=world.size
         )
         # The encoder by its directory's name (a job's code names it base_model/, wherever it is extracted) and
-        # the shapes of every weight, with the other settings but the cache's budget, which changes no result (a
-        # run restarted with less memory for it resumes).
+        # the shapes of every weight, with the other settings but those that change no trained weight (a run
+        # restarted with less memory for the cache, or without the ONNX form, resumes).
         settings = {
-            **{name: value for name, value in asdict(config).items() if name != "frozen_cache_megabytes"},
+            **{name: value for name, value in asdict(config).items() if name not in RESULT_NEUTRAL},
             "embeddings_model": Path(config.embeddings_model).name,
             "shapes": {name: list(value.shape) for name, value in self.model.state_dict().items()},
         }
@@ -352,9 +355,8 @@ class _Run:
     def _logits(self, batch: WindowBatch, texts: Sequence[int], forward: Any) -> torch.Tensor:
         """The logits of `batch` (the windows of `texts`) through `forward` (the model, or its DDP wrapper), the
         frozen layers' outputs reused when kept (`frozen`)."""
-        here = self.device
         with self.prefix.replaying(texts) if self.prefix is not None else nullcontext():
-            return forward(batch.input_ids.to(here), batch.attention_mask.to(here), batch.windows_per_text)
+            return forward(*batch.tensors(self.device), batch.windows_per_text)
 
     def _zero_backward(self) -> None:
         """A backward pass contributing zero gradient, so this rank joins DDP's gradient all-reduce."""

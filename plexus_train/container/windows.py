@@ -22,7 +22,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # torch is imported where it is used: TrainingConfig (and so the host side) imports this module
+if TYPE_CHECKING:  # torch and numpy are imported where used: TrainingConfig (and so the host side) imports this module
+    import numpy
     import torch
 
 POOLINGS = ("max", "mean")
@@ -88,27 +89,34 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], windowing: Windowing) -> 
 
 @dataclass(frozen=True)
 class WindowBatch:
-    """Windows of several texts, padded to the longest window of the batch.
+    """Windows of several texts, padded to the longest window of the batch, as int64 numpy arrays: what torch
+    (`tensors`) and onnxruntime (`portable`) both take.
 
     + input_ids, attention_mask: (windows, tokens)
     + windows_per_text: how many consecutive rows belong to each text, in order
     """
 
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
+    input_ids: numpy.ndarray
+    attention_mask: numpy.ndarray
     windows_per_text: tuple[int, ...]
+
+    def tensors(self, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ids and the mask as torch tensors on `device` (sharing memory with the arrays on the CPU)."""
+        import torch
+
+        return torch.from_numpy(self.input_ids).to(device), torch.from_numpy(self.attention_mask).to(device)
 
 
 def collate(encoded: Sequence[EncodedText], order: Sequence[int], pad: int) -> WindowBatch:
     """The windows of the texts `order` picks from `encoded`, in that order, as one padded batch."""
-    import torch
+    import numpy
 
     windows = [window for index in order for window in encoded[index]]
     width = max([1, *(len(window) for window in windows)])
-    ids = torch.full((len(windows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(windows), width), dtype=torch.long)
+    ids = numpy.full((len(windows), width), pad, dtype=numpy.int64)
+    mask = numpy.zeros((len(windows), width), dtype=numpy.int64)
     for row, window in enumerate(windows):
-        ids[row, : len(window)] = torch.tensor(window, dtype=torch.long)
+        ids[row, : len(window)] = window
         mask[row, : len(window)] = 1
     return WindowBatch(ids, mask, tuple(len(encoded[index]) for index in order))
 

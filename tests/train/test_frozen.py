@@ -147,6 +147,7 @@ def test_training_with_kept_frozen_outputs_matches_training_without(tiny_model: 
 
 
 def test_a_batch_padded_to_its_longest_window_gives_the_loss_of_one_padded_to_the_window(tiny_model: Path) -> None:
+    import numpy
     import torch
 
     from plexus_train.container.windows import WindowBatch, collate
@@ -158,8 +159,8 @@ def test_a_batch_padded_to_its_longest_window_gives_the_loss_of_one_padded_to_th
     extra = 16 - tight.input_ids.shape[1]
     assert extra > 0
     wide = WindowBatch(
-        torch.nn.functional.pad(tight.input_ids, (0, extra), value=pad),
-        torch.nn.functional.pad(tight.attention_mask, (0, extra), value=0),
+        numpy.pad(tight.input_ids, ((0, 0), (0, extra)), constant_values=pad),
+        numpy.pad(tight.attention_mask, ((0, 0), (0, extra)), constant_values=0),
         tight.windows_per_text,
     )
     targets = torch.tensor([0, 1, 2])

@@ -87,18 +87,49 @@ def _damage_tokenizer_files_missing(model: Path) -> None:
             path.unlink()
 
 
+def _damage_corrupt_graph(model: Path) -> None:
+    graph = model / "inference" / "encoder.onnx"
+    graph.write_bytes(graph.read_bytes()[:1000])
+
+
+def _damage_head_of_other_classes(model: Path) -> None:
+    import numpy
+
+    numpy.savez(model / "inference" / "head.npz", weight=numpy.zeros((2, 64)), bias=numpy.zeros(2))
+
+
+def _damage_corrupt_tokenizer_file(model: Path) -> None:
+    (model / "encoder" / "tokenizer.json").write_text('{"model": ')
+
+
+def _damage_manifest_unreadable(model: Path) -> None:
+    (model / "inference" / "portable.json").write_text("[]")
+
+
+# The torch form is what loads without an ONNX form (onnx_inference: false, or no onnxruntime); the ONNX form's
+# own parts are read only when it is there.
+TORCH, ONNX = "torch", "onnx"
+
+
 @pytest.mark.parametrize(
-    ("damage", "what"),
+    ("damage", "what", "form"),
     [
-        (_damage_truncated_config, "config.json is not readable JSON"),
-        (_damage_missing_encoder, "encoder/ is missing"),
-        (_damage_corrupt_weights, "model.pt cannot be read"),
-        (_damage_labels_not_matching_weights, "the weights in model.pt do not match the labels"),
-        (_damage_tokenizer_files_missing, "encoder/: the tokenizer has 5 tokens"),
+        (_damage_truncated_config, "config.json is not readable JSON", ONNX),
+        (_damage_truncated_config, "config.json is not readable JSON", TORCH),
+        (_damage_missing_encoder, "encoder/ is missing", TORCH),
+        (_damage_corrupt_weights, "model.pt cannot be read", TORCH),
+        (_damage_labels_not_matching_weights, "the weights in model.pt do not match the labels", TORCH),
+        (_damage_tokenizer_files_missing, "encoder/: the tokenizer has 5 tokens", TORCH),
+        (_damage_missing_encoder, "encoder/tokenizer.json cannot be loaded", ONNX),
+        (_damage_corrupt_tokenizer_file, "encoder/tokenizer.json cannot be loaded", ONNX),
+        (_damage_corrupt_graph, "inference/encoder.onnx cannot be loaded", ONNX),
+        (_damage_head_of_other_classes, "inference/head.npz cannot be loaded (a head of 2 classes for 3 labels)", ONNX),
+        (_damage_labels_not_matching_weights, "inference/head.npz cannot be loaded (a head of 3 classes", ONNX),
+        (_damage_manifest_unreadable, "inference/portable.json cannot be loaded", ONNX),
     ],
 )
 def test_damaged_artifacts_are_one_error_line_in_predict_and_a_clear_error_in_model_fn(
-    trained: Path, tmp_path: Path, monkeypatch, plexus, damage, what: str
+    trained: Path, tmp_path: Path, monkeypatch, plexus, damage, what: str, form: str
 ) -> None:
     import shutil
 
@@ -106,6 +137,8 @@ def test_damaged_artifacts_are_one_error_line_in_predict_and_a_clear_error_in_mo
 
     work = tmp_path / "project"
     shutil.copytree(trained, work)
+    if form == TORCH:
+        shutil.rmtree(work / MODEL / "inference")
     damage(work / MODEL)
     monkeypatch.chdir(work)
     ran = plexus("predict", "--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic", "--text", "refund")

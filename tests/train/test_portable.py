@@ -1,0 +1,152 @@
+"""The ONNX form of a trained classifier (`container/portable.py`): written with the artifacts and checked against
+torch there, loaded without torch or transformers, answering as the torch model does, and torch again wherever
+the ONNX form cannot serve."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from plexus_train.container import inference, portable
+from plexus_train.container.artifacts import LoadedClassifier, load_classifier, save_classifier
+from plexus_train.container.config import TrainingConfig
+from tests.train.helpers import PLEXUS_PROJECT
+from tests.train.test_frozen import TEXTS
+
+MODEL = Path("models") / "test-scorecard-v-1-0" / "ticket-topic"
+IDENTITY = {"scorecard": "c", "score": "s"}
+# Texts a tokenizer can get wrong: accents, other scripts, emoji, runs of spaces and newlines, capitals, digits.
+AWKWARD = [
+    "Café déjà vu — naïve coöperation",
+    "Привет мир 你好世界 مرحبا",
+    "refund 💸💸 now!!!   please\n\n\tthanks",
+    "THE LOGIN PAGE 404s at 3:15pm (again)",
+    "x",
+]
+
+
+def answers(model, texts: list[str]) -> list[dict]:
+    body = json.dumps({"text": texts})
+    return json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(body), model)))
+
+
+def assert_same_answers(first: list[dict], second: list[dict]) -> None:
+    for one, other in zip(first, second, strict=True):
+        assert one["value"] == other["value"]
+        assert one["probabilities"] == pytest.approx(other["probabilities"], abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def windowed(tiny_model: Path):
+    """A classifier trained briefly on Plexus-shaped call transcripts, read as up to 3 windows of 16 tokens."""
+    import csv
+
+    from plexus_train.container.trainer import train_classifier
+
+    with (PLEXUS_PROJECT / "data" / "transcripts.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))[:40]
+    config = TrainingConfig(
+        embeddings_model=str(tiny_model), epochs=1, batch_size=8, max_tokens=16, max_windows=3, seed=5
+    )
+    return train_classifier([row["Transcription"] for row in rows], [row["Call Intent"] for row in rows], config)
+
+
+def test_a_trained_model_carries_an_onnx_form_that_matched_torch_and_predictions_load_it(trained: Path) -> None:
+    manifest = json.loads((trained / MODEL / "inference" / "portable.json").read_text())
+    assert 0 <= manifest["largest_difference"] <= portable.TOLERANCE
+    assert isinstance(inference.model_fn(str(trained / MODEL)), portable.PortableClassifier)
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+def test_the_onnx_form_answers_as_the_torch_model_on_texts_of_several_windows(windowed, tmp_path, pooling) -> None:
+    directory = save_classifier(
+        replace(windowed, config=replace(windowed.config, window_pooling=pooling)), tmp_path, IDENTITY
+    )
+    texts = [*TEXTS, *AWKWARD]
+    onnx, torch_form = inference.model_fn(str(directory)), load_classifier(directory)
+    assert isinstance(onnx, portable.PortableClassifier) and onnx.config.window_pooling == pooling
+    assert_same_answers(answers(onnx, texts), answers(torch_form, texts))
+
+
+def test_the_tokenizer_file_alone_gives_the_ids_transformers_gives(tiny_model: Path, tmp_path: Path) -> None:
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    texts = [*AWKWARD, *TEXTS]
+    reference = AutoTokenizer.from_pretrained(str(tiny_model))
+    # A file saved while truncating and padding keeps those settings: windows are cut by `windows` instead.
+    saved = Tokenizer.from_file(str(tiny_model / "tokenizer.json"))
+    saved.enable_truncation(4)
+    saved.enable_padding(length=64)
+    saved.save(str(tmp_path / "tokenizer.json"))
+    for path in (tiny_model / "tokenizer.json", tmp_path / "tokenizer.json"):
+        alone = portable.FileTokenizer(path)
+        for special in (True, False):
+            expected = reference(texts, add_special_tokens=special, truncation=False)["input_ids"]
+            assert alone(texts, add_special_tokens=special)["input_ids"] == expected
+        assert alone("x")["input_ids"] == reference("x")["input_ids"]
+
+
+def test_predicting_from_the_onnx_form_imports_neither_torch_nor_transformers(trained: Path) -> None:
+    texts = ["the courier never arrived", "my invoice is wrong again", *AWKWARD]
+    program = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from plexus_train.predict import predict_local\n"
+        f"answers = predict_local(Path({str(trained / MODEL)!r}), {texts!r})\n"
+        "heavy = sorted(name for name in ('torch', 'transformers', 'onnx') if name in sys.modules)\n"
+        "print(json.dumps([heavy, answers]))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=False)
+    assert ran.returncode == 0, ran.stderr
+    heavy, answered = json.loads(ran.stdout)
+    assert heavy == []
+    assert_same_answers(answered, answers(load_classifier(trained / MODEL), texts))
+
+
+def test_a_graph_that_does_not_match_torch_is_not_written_and_predictions_load_torch(
+    windowed, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr(portable, "TOLERANCE", -1.0)  # no difference passes: as a graph that traced wrongly
+    directory = save_classifier(windowed, tmp_path, IDENTITY)
+    warning = capsys.readouterr().err
+    assert warning.startswith(f"warning: {tmp_path}: no ONNX form for predictions (the ONNX graph's window vectors")
+    assert warning.endswith("; they will load torch\n") and warning.count("\n") == 1
+    assert not (directory / "inference").exists()
+    assert isinstance(inference.model_fn(str(directory)), LoadedClassifier)
+
+
+def test_without_onnx_inference_only_the_torch_form_is_saved(windowed, tmp_path: Path, capsys) -> None:
+    save_classifier(windowed, tmp_path, IDENTITY)
+    assert (tmp_path / "inference").is_dir()  # an earlier model's, saved to the same place: it must not answer
+    directory = save_classifier(
+        replace(windowed, config=replace(windowed.config, onnx_inference=False)), tmp_path, IDENTITY
+    )
+    assert capsys.readouterr().err == ""
+    assert not (directory / "inference").exists()
+    assert isinstance(inference.model_fn(str(directory)), LoadedClassifier)
+
+
+def test_where_a_gpu_is_present_predictions_load_torch(trained: Path, tmp_path: Path, monkeypatch) -> None:
+    driver = tmp_path / "version"
+    driver.write_text("NVRM version: 550.54\n")
+    monkeypatch.setattr(portable, "NVIDIA_DRIVER", driver)
+    assert isinstance(inference.model_fn(str(trained / MODEL)), LoadedClassifier)
+
+
+def test_a_score_turns_the_onnx_form_off_with_a_boolean(project: Path) -> None:
+    from plexus_infra.core.errors import ManifestError
+    from plexus_train.scorecards import find_score
+
+    folder = project / "scorecards" / "Call Quality"
+    folder.mkdir()
+    (folder / "Tone.yaml").write_text("name: Tone\nclass: BERTClassifier\nonnx_inference: false\n")
+    assert find_score("Call Quality", "Tone").config.onnx_inference is False
+    (folder / "Tone.yaml").write_text("name: Tone\nclass: BERTClassifier\nonnx_inference: sometimes\n")
+    with pytest.raises(ManifestError, match=r"Tone.yaml:3:17: onnx_inference: expected boolean"):
+        find_score("Call Quality", "Tone")
