@@ -142,9 +142,11 @@ def plexus_run(project: Path, score: str, test: tuple[list[str], list[str]]) -> 
     }
     onnx_form = project / "models" / "bench" / score / "inference"
     if onnx_form.is_dir():
-        onnx_form.rename(onnx_form.with_name("inference-aside"))
-        result["torch_predict_s"], answer = run(predict, project)
-        onnx_form.with_name("inference-aside").rename(onnx_form)
+        aside = onnx_form.rename(onnx_form.with_name("inference-aside"))
+        try:
+            result["torch_predict_s"], answer = run(predict, project)
+        finally:
+            aside.rename(onnx_form)
         result["same_labels"] = float(predicted == [row["value"] for row in json.loads(answer)])
     return result
 

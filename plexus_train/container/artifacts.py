@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from plexus_train.container.bundle import INFERENCE_ENTRY, copy_code
 from plexus_train.container.config import TrainingConfig
-from plexus_train.container.errors import ContainerError, DamagedModel
+from plexus_train.container.errors import ContainerError, DamagedModel, first_line
 
 if TYPE_CHECKING:
     from plexus_train.container.model import BERTClassifier
@@ -96,7 +96,9 @@ class LoadedClassifier:
 
     @property
     def pad(self) -> int:
-        return self.tokenizer.pad_token_id or 0
+        from plexus_train.container.windows import pad_id
+
+        return pad_id(self.tokenizer)
 
     def probabilities(self, batch: WindowBatch) -> list[list[float]]:
         """Per text of the batch, its class probabilities (no gradients)."""
@@ -120,7 +122,7 @@ def read_metadata(directory: Path) -> ModelMetadata:
     try:
         metadata = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise _damaged(directory, f"{CONFIG} is not readable JSON ({_first_line(exc)})") from None
+        raise _damaged(directory, f"{CONFIG} is not readable JSON ({first_line(exc)})") from None
     if not isinstance(metadata, dict):
         raise _damaged(directory, f"{CONFIG} is not a JSON object")
     if metadata.get("format_version") != FORMAT_VERSION:
@@ -131,7 +133,7 @@ def read_metadata(directory: Path) -> ModelMetadata:
     try:
         hyperparameters = TrainingConfig(**metadata["hyperparameters"])
     except (KeyError, TypeError) as exc:
-        raise _damaged(directory, f"{CONFIG} has unusable hyperparameters ({_first_line(exc)})") from None
+        raise _damaged(directory, f"{CONFIG} has unusable hyperparameters ({first_line(exc)})") from None
     return ModelMetadata(labels, hyperparameters, metadata)
 
 
@@ -156,7 +158,7 @@ def load_classifier(directory: Path) -> LoadedClassifier:
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(encoder_dir))
         tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise damaged(f"{ENCODER}/ cannot be loaded ({_first_line(exc)})") from None
+        raise damaged(f"{ENCODER}/ cannot be loaded ({first_line(exc)})") from None
     check_tokenizer(tokenizer, getattr(encoder.config, "vocab_size", None), f"{directory}: damaged model: {ENCODER}/")
     model = BERTClassifier(encoder, len(labels), hyperparameters.dropout, hyperparameters.window_pooling)
     try:
@@ -164,16 +166,11 @@ def load_classifier(directory: Path) -> LoadedClassifier:
     except FileNotFoundError:
         raise damaged(f"{WEIGHTS} is missing") from None
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a corrupt file
-        raise damaged(f"{WEIGHTS} cannot be read ({_first_line(exc)})") from None
+        raise damaged(f"{WEIGHTS} cannot be read ({first_line(exc)})") from None
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         problem = "do not match the labels and encoder in the rest of the model"
-        raise damaged(f"the weights in {WEIGHTS} {problem} ({_first_line(exc)})") from None
+        raise damaged(f"the weights in {WEIGHTS} {problem} ({first_line(exc)})") from None
     model.eval()
     return LoadedClassifier(model, tokenizer, labels, hyperparameters, read.raw)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return (text[:200] + "…" if len(text) > 200 else text) or type(exc).__name__

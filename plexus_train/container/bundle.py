@@ -19,8 +19,10 @@ TRAINING_ENTRY = "train.py"
 INFERENCE_ENTRY = "inference.py"
 REQUIREMENTS = "requirements.txt"
 # The container's own torch is kept: it is never listed. transformers is pinned by `requirements`.
-# onnx: training jobs export the model's ONNX form; onnxruntime: they check it, and endpoints answer with it.
-REQUIRED = ("transformers>=5,<6", "numpy", "onnx>=1.16", "onnxruntime>=1.18")
+# onnxruntime: training jobs check the model's ONNX form (`portable`), endpoints answer with it. onnx, which torch's
+# exporter needs, only for training: an endpoint does not install it at every cold start.
+REQUIRED = ("transformers>=5,<6", "numpy", "onnxruntime>=1.18")
+TRAINING_ONLY = ("onnx>=1.16",)
 
 ENTRY_SCRIPTS = {
     TRAINING_ENTRY: (
@@ -47,9 +49,10 @@ def code_files() -> dict[str, Path]:
     return files
 
 
-def requirements(installed: str | None = None) -> str:
-    """requirements.txt for the framework containers: transformers pinned to the major version installed here
-    (the one that trains and saves the artifacts), else to the one this code is written for.
+def requirements(installed: str | None = None, training: bool = True) -> str:
+    """requirements.txt for the framework containers (training jobs, else endpoints): transformers pinned to the
+    major version installed here (the one that trains and saves the artifacts), else to the one this code is
+    written for.
 
     Example: `requirements("5.1.0").splitlines()[0] == "transformers>=5,<6"`
     """
@@ -58,7 +61,7 @@ def requirements(installed: str | None = None) -> str:
             installed = metadata.version("transformers")
         except metadata.PackageNotFoundError:
             installed = None
-    lines = list(REQUIRED)
+    lines = [*REQUIRED, *(TRAINING_ONLY if training else ())]
     if installed:
         major = int(installed.split(".")[0])
         lines = [f"transformers>={major},<{major + 1}" if line.startswith("transformers") else line for line in lines]
@@ -70,7 +73,7 @@ def copy_code(destination: Path, entry: str) -> None:
     `destination` (created if needed)."""
     destination.mkdir(parents=True, exist_ok=True)
     (destination / entry).write_text(ENTRY_SCRIPTS[entry], encoding="utf-8")
-    (destination / REQUIREMENTS).write_text(requirements(), encoding="utf-8")
+    (destination / REQUIREMENTS).write_text(requirements(training=entry == TRAINING_ENTRY), encoding="utf-8")
     for name, source in code_files().items():
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -15,3 +15,10 @@ class DataError(ContainerError):
 
 class DamagedModel(ContainerError):
     """The artifacts directory exists but cannot be loaded: `{directory}: damaged model: what`."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line of at most 200 characters (its type's name when it has none): what a
+    one-line error quotes of a library's failure."""
+    text = " ".join(str(exc).split())
+    return (text[:200] + "…" if len(text) > 200 else text) or type(exc).__name__

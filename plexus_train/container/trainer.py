@@ -44,6 +44,7 @@ from plexus_train.container.windows import (
     collate,
     encode_texts,
     length_buckets,
+    pad_id,
     shortest_first,
     text_lengths,
 )
@@ -191,6 +192,7 @@ class _Run:
         self.loss = nn.CrossEntropyLoss()
         self.summed_loss = nn.CrossEntropyLoss(reduction="sum")
         self.prefix: FrozenPrefix | None = None  # set by `fit`, once the texts are windows
+        self.pad = pad_id(tokenizer)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], notes: Sequence[str] = ()) -> TrainedClassifier:
         config, world = self.config, self.world
@@ -198,8 +200,7 @@ class _Run:
         targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
         train, validation = stratified_split(targets.tolist(), config.validation_fraction, config.seed)
         encoded = encode_texts(self.tokenizer, texts, config.windowing)
-        pad = self.tokenizer.pad_token_id or 0
-        self.prefix = frozen_prefix(self.model, encoded, pad, config.frozen_cache_megabytes)
+        self.prefix = frozen_prefix(self.model, encoded, self.pad, config.frozen_cache_megabytes)
         per_epoch = -(-len(train) // config.batch_size)
         total = per_epoch * config.epochs
         optimizer = torch.optim.AdamW(self._parameter_groups(), weight_decay=config.weight_decay)
@@ -322,7 +323,6 @@ class _Run:
         over the batch's size, times the ranks DDP averages over); the confusion counts are added up over ranks."""
         self.model.train()
         total, seen = 0.0, 0
-        pad = self.tokenizer.pad_token_id or 0
         truth: list[int] = []
         predicted: list[int] = []
         for chunk in batches_of_epoch:
@@ -330,7 +330,7 @@ class _Run:
             learning_rate = schedule.get_last_lr()[0]
             optimizer.zero_grad(set_to_none=True)
             if mine:
-                batch = collate(encoded, mine, pad)
+                batch = collate(encoded, mine, self.pad)
                 expected = targets[mine].to(self.device)
                 logits = self._logits(batch, mine, self.forward)
                 summed_loss = self.summed_loss(logits, expected)
@@ -371,9 +371,8 @@ class _Run:
     def _evaluate(self, encoded, targets, subset) -> tuple[float, dict[str, float]]:
         self.model.eval()
         total, predicted = 0.0, []
-        pad = self.tokenizer.pad_token_id or 0
         subset = shortest_first(encoded, subset)
-        for chosen, batch in batched(encoded, subset, 2 * self.config.batch_size, pad):
+        for chosen, batch in batched(encoded, subset, 2 * self.config.batch_size, self.pad):
             expected = targets[list(chosen)]
             logits = self._logits(batch, chosen, self.model)
             total += self.loss(logits, expected.to(self.device)).item() * len(expected)

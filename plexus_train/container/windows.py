@@ -78,6 +78,11 @@ def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     return [], []
 
 
+def pad_id(tokenizer: Any) -> int:
+    """The id batches are padded with: the tokenizer's padding token, else 0 (masked out either way)."""
+    return tokenizer.pad_token_id or 0
+
+
 def encode_texts(tokenizer: Any, texts: Sequence[str], windowing: Windowing) -> list[EncodedText]:
     """Each text as its windows of token ids, special tokens included (what `collate` batches)."""
     before, after = special_tokens(tokenizer)

@@ -92,6 +92,11 @@ def _damage_corrupt_graph(model: Path) -> None:
     graph.write_bytes(graph.read_bytes()[:1000])
 
 
+def _damage_truncated_head(model: Path) -> None:
+    head = model / "inference" / "head.npz"
+    head.write_bytes(head.read_bytes()[:200])
+
+
 def _damage_head_of_other_classes(model: Path) -> None:
     import numpy
 
@@ -123,8 +128,9 @@ TORCH, ONNX = "torch", "onnx"
         (_damage_missing_encoder, "encoder/tokenizer.json cannot be loaded", ONNX),
         (_damage_corrupt_tokenizer_file, "encoder/tokenizer.json cannot be loaded", ONNX),
         (_damage_corrupt_graph, "inference/encoder.onnx cannot be loaded", ONNX),
-        (_damage_head_of_other_classes, "inference/head.npz cannot be loaded (a head of 2 classes for 3 labels)", ONNX),
-        (_damage_labels_not_matching_weights, "inference/head.npz cannot be loaded (a head of 3 classes", ONNX),
+        (_damage_truncated_head, "inference/head.npz cannot be loaded", ONNX),
+        (_damage_head_of_other_classes, "inference/head.npz cannot be loaded (a head of shape (2, 64) for 3", ONNX),
+        (_damage_labels_not_matching_weights, "inference/head.npz cannot be loaded (a head of shape (3, 64)", ONNX),
         (_damage_manifest_unreadable, "inference/portable.json cannot be loaded", ONNX),
     ],
 )

@@ -57,8 +57,11 @@ def windowed(tiny_model: Path):
 
 
 def test_a_trained_model_carries_an_onnx_form_that_matched_torch_and_predictions_load_it(trained: Path) -> None:
+    import onnxruntime
+
     manifest = json.loads((trained / MODEL / "inference" / "portable.json").read_text())
-    assert 0 <= manifest["largest_difference"] <= portable.TOLERANCE
+    assert manifest["checked_with_onnxruntime"] == onnxruntime.__version__
+    assert (manifest["pad_token_id"], manifest["hidden_size"], manifest["split_special_tokens"]) == (0, 64, False)
     assert isinstance(inference.model_fn(str(trained / MODEL)), portable.PortableClassifier)
 
 
@@ -109,13 +112,23 @@ def test_predicting_from_the_onnx_form_imports_neither_torch_nor_transformers(tr
     assert_same_answers(answered, answers(load_classifier(trained / MODEL), texts))
 
 
-def test_a_graph_that_does_not_match_torch_is_not_written_and_predictions_load_torch(
-    windowed, tmp_path: Path, monkeypatch, capsys
+@pytest.mark.parametrize(
+    ("why", "said"),
+    [
+        ("a graph that answers otherwise", "the ONNX form's answers differ from torch's by "),
+        ("no onnx package", "OnnxExporterError: Module onnx is not installed!"),
+    ],
+)
+def test_a_form_that_cannot_be_written_or_checked_is_a_warning_and_predictions_load_torch(
+    windowed, tmp_path: Path, monkeypatch, capsys, why: str, said: str
 ) -> None:
-    monkeypatch.setattr(portable, "TOLERANCE", -1.0)  # no difference passes: as a graph that traced wrongly
+    if why == "no onnx package":
+        monkeypatch.setitem(sys.modules, "onnx", None)  # a training container without it: the exporter needs it
+    else:
+        monkeypatch.setattr(portable, "TOLERANCE", -1.0)  # no difference passes, as if tracing had missed a branch
     directory = save_classifier(windowed, tmp_path, IDENTITY)
     warning = capsys.readouterr().err
-    assert warning.startswith(f"warning: {tmp_path}: no ONNX form for predictions (the ONNX graph's window vectors")
+    assert warning.startswith(f"warning: {tmp_path}: no ONNX form for predictions ({said}"), warning
     assert warning.endswith("; they will load torch\n") and warning.count("\n") == 1
     assert not (directory / "inference").exists()
     assert isinstance(inference.model_fn(str(directory)), LoadedClassifier)
@@ -132,11 +145,37 @@ def test_without_onnx_inference_only_the_torch_form_is_saved(windowed, tmp_path:
     assert isinstance(inference.model_fn(str(directory)), LoadedClassifier)
 
 
-def test_where_a_gpu_is_present_predictions_load_torch(trained: Path, tmp_path: Path, monkeypatch) -> None:
-    driver = tmp_path / "version"
-    driver.write_text("NVRM version: 550.54\n")
-    monkeypatch.setattr(portable, "NVIDIA_DRIVER", driver)
-    assert isinstance(inference.model_fn(str(trained / MODEL)), LoadedClassifier)
+@pytest.mark.parametrize("why", ["no onnxruntime", "an onnxruntime too old", "a form of a later format"])
+def test_where_the_onnx_form_cannot_serve_predictions_load_torch(trained: Path, tmp_path: Path, monkeypatch, why):
+    import shutil
+
+    import onnxruntime
+
+    directory = tmp_path / "model"
+    shutil.copytree(trained / MODEL, directory)
+    if why == "no onnxruntime":
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+    elif why == "an onnxruntime too old":
+        monkeypatch.setattr(onnxruntime, "__version__", "1.17.3")
+    else:
+        manifest = directory / "inference" / "portable.json"
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": 2}))
+    assert isinstance(inference.model_fn(str(directory)), LoadedClassifier)
+
+
+def test_a_tokenizer_that_splits_special_tokens_is_followed_by_the_onnx_form(windowed, tmp_path: Path) -> None:
+    """transformers keeps split_special_tokens in tokenizer_config.json, not in tokenizer.json: the manifest
+    carries it."""
+    from transformers import AutoTokenizer
+
+    windowed.tokenizer.save_pretrained(tmp_path / "splitting")
+    splitting = AutoTokenizer.from_pretrained(tmp_path / "splitting", split_special_tokens=True)
+    directory = save_classifier(replace(windowed, tokenizer=splitting), tmp_path / "model", IDENTITY)
+    texts = ["hello [SEP] refund [MASK] please", "[CLS] the courier [PAD] never arrived"]
+    onnx, torch_form = inference.model_fn(str(directory)), load_classifier(directory)
+    assert isinstance(onnx, portable.PortableClassifier) and onnx.tokenizer.backend.encode_special_tokens
+    assert onnx.tokenizer(texts)["input_ids"] == torch_form.tokenizer(texts)["input_ids"]
+    assert_same_answers(answers(onnx, texts), answers(torch_form, texts))
 
 
 def test_a_score_turns_the_onnx_form_off_with_a_boolean(project: Path) -> None:

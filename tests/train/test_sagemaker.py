@@ -298,7 +298,9 @@ def test_packaged_requirements_pin_the_transformers_major_that_saved_the_artifac
     assert f"transformers>={major},<{major + 1}" in requirements().splitlines()
     assert requirements("5.2.1").splitlines()[0] == "transformers>=5,<6"
     assert not any(line.startswith("torch") for line in requirements().splitlines())  # the container's own torch
-    assert {"onnx>=1.16", "onnxruntime>=1.18"} <= set(requirements().splitlines())  # the ONNX form: export, serve
+    assert {"onnx>=1.16", "onnxruntime>=1.18"} <= set(requirements().splitlines())  # the ONNX form: export, check
+    serving = requirements(training=False).splitlines()
+    assert "onnxruntime>=1.18" in serving and not any(line.startswith("onnx>") for line in serving)
 
 
 def test_the_default_image_lookup_asks_for_pytorch_2_6_or_later_on_py312(monkeypatch) -> None:
