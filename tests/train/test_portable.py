@@ -66,7 +66,10 @@ def test_a_trained_model_carries_an_onnx_form_that_matched_torch_and_predictions
 
 
 @pytest.mark.parametrize("pooling", ["max", "mean"])
-def test_the_onnx_form_answers_as_the_torch_model_on_texts_of_several_windows(windowed, tmp_path, pooling) -> None:
+def test_the_onnx_form_answers_as_the_torch_model_on_texts_of_several_windows(
+    windowed, tmp_path, monkeypatch, pooling
+) -> None:
+    monkeypatch.setattr(windowed.model, "pooling", pooling)  # as a model trained with it: the export checks it too
     directory = save_classifier(
         replace(windowed, config=replace(windowed.config, window_pooling=pooling)), tmp_path, IDENTITY
     )
@@ -115,7 +118,7 @@ def test_predicting_from_the_onnx_form_imports_neither_torch_nor_transformers(tr
 @pytest.mark.parametrize(
     ("why", "said"),
     [
-        ("a graph that answers otherwise", "the ONNX form's answers differ from torch's by "),
+        ("answers that differ", "the ONNX form's answers differ from torch's by "),
         ("no onnx package", "OnnxExporterError: Module onnx is not installed!"),
     ],
 )
@@ -124,8 +127,9 @@ def test_a_form_that_cannot_be_written_or_checked_is_a_warning_and_predictions_l
 ) -> None:
     if why == "no onnx package":
         monkeypatch.setitem(sys.modules, "onnx", None)  # a training container without it: the exporter needs it
-    else:
-        monkeypatch.setattr(portable, "TOLERANCE", -1.0)  # no difference passes, as if tracing had missed a branch
+    else:  # as if the graph or the numpy side computed something else (tracing missed a branch, say)
+        pooled = portable.pooled
+        monkeypatch.setattr(portable, "pooled", lambda vectors, counts, how: -pooled(vectors, counts, how))
     directory = save_classifier(windowed, tmp_path, IDENTITY)
     warning = capsys.readouterr().err
     assert warning.startswith(f"warning: {tmp_path}: no ONNX form for predictions ({said}"), warning
@@ -145,7 +149,7 @@ def test_without_onnx_inference_only_the_torch_form_is_saved(windowed, tmp_path:
     assert isinstance(inference.model_fn(str(directory)), LoadedClassifier)
 
 
-@pytest.mark.parametrize("why", ["no onnxruntime", "an onnxruntime too old", "a form of a later format"])
+@pytest.mark.parametrize("why", ["no onnxruntime", "an onnxruntime too old", "a later format", "an earlier format"])
 def test_where_the_onnx_form_cannot_serve_predictions_load_torch(trained: Path, tmp_path: Path, monkeypatch, why):
     import shutil
 
@@ -157,9 +161,10 @@ def test_where_the_onnx_form_cannot_serve_predictions_load_torch(trained: Path, 
         monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
     elif why == "an onnxruntime too old":
         monkeypatch.setattr(onnxruntime, "__version__", "1.17.3")
-    else:
+    else:  # an earlier one (1) lacked what format 2 needs to answer as torch does
         manifest = directory / "inference" / "portable.json"
-        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": 2}))
+        version = portable.FORMAT_VERSION + (1 if why == "a later format" else -1)
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": version}))
     assert isinstance(inference.model_fn(str(directory)), LoadedClassifier)
 
 
@@ -175,7 +180,19 @@ def test_a_tokenizer_that_splits_special_tokens_is_followed_by_the_onnx_form(win
     onnx, torch_form = inference.model_fn(str(directory)), load_classifier(directory)
     assert isinstance(onnx, portable.PortableClassifier) and onnx.tokenizer.backend.encode_special_tokens
     assert onnx.tokenizer(texts)["input_ids"] == torch_form.tokenizer(texts)["input_ids"]
+    unsplit = portable.FileTokenizer(directory / "encoder" / "tokenizer.json")
+    assert unsplit(texts)["input_ids"] != onnx.tokenizer(texts)["input_ids"]  # the setting matters for these texts
     assert_same_answers(answers(onnx, texts), answers(torch_form, texts))
+
+
+def test_endpoints_install_onnxruntime_but_not_the_exporters_onnx(trained: Path) -> None:
+    lines = (trained / MODEL / "code" / "requirements.txt").read_text().splitlines()
+    assert any(line.startswith("onnxruntime>=") for line in lines)
+    assert not any(line.startswith("onnx>=") for line in lines)
+
+
+def test_onnxruntime_takes_its_threads_from_omp_num_threads_as_openmp_reads_it() -> None:
+    assert [portable.threads(value) for value in ("2", "2,1", "", "many", "-3", "0")] == [2, 2, 0, 0, 0, 0]
 
 
 def test_a_score_turns_the_onnx_form_off_with_a_boolean(project: Path) -> None:
