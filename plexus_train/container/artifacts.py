@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from plexus_train.container.bundle import INFERENCE_ENTRY, copy_code
 from plexus_train.container.config import TrainingConfig
-from plexus_train.container.errors import ContainerError, DamagedModel, first_line
+from plexus_train.container.errors import ContainerError, damaged, first_line
+from plexus_train.container.windows import pad_id
 
 if TYPE_CHECKING:
     from plexus_train.container.model import BERTClassifier
@@ -96,8 +97,6 @@ class LoadedClassifier:
 
     @property
     def pad(self) -> int:
-        from plexus_train.container.windows import pad_id
-
         return pad_id(self.tokenizer)
 
     def probabilities(self, batch: WindowBatch) -> list[list[float]]:
@@ -106,10 +105,6 @@ class LoadedClassifier:
 
         with torch.no_grad():
             return torch.softmax(self.model.logits(batch), dim=-1).tolist()
-
-
-def _damaged(directory: Path, what: str) -> DamagedModel:
-    return DamagedModel(f"{directory}: damaged model: {what}")
 
 
 def read_metadata(directory: Path) -> ModelMetadata:
@@ -122,18 +117,18 @@ def read_metadata(directory: Path) -> ModelMetadata:
     try:
         metadata = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise _damaged(directory, f"{CONFIG} is not readable JSON ({first_line(exc)})") from None
+        raise damaged(directory, f"{CONFIG} is not readable JSON ({first_line(exc)})") from None
     if not isinstance(metadata, dict):
-        raise _damaged(directory, f"{CONFIG} is not a JSON object")
+        raise damaged(directory, f"{CONFIG} is not a JSON object")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ContainerError(f"{config_path}: unsupported format_version {metadata.get('format_version')!r}")
     labels = metadata.get("labels")
     if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(label, str) for label in labels):
-        raise _damaged(directory, f"{CONFIG} has no list of label classes")
+        raise damaged(directory, f"{CONFIG} has no list of label classes")
     try:
         hyperparameters = TrainingConfig(**metadata["hyperparameters"])
     except (KeyError, TypeError) as exc:
-        raise _damaged(directory, f"{CONFIG} has unusable hyperparameters ({first_line(exc)})") from None
+        raise damaged(directory, f"{CONFIG} has unusable hyperparameters ({first_line(exc)})") from None
     return ModelMetadata(labels, hyperparameters, metadata)
 
 
@@ -148,29 +143,26 @@ def load_classifier(directory: Path) -> LoadedClassifier:
     read = read_metadata(directory)
     labels, hyperparameters = read.labels, read.config
 
-    def damaged(what: str) -> DamagedModel:
-        return _damaged(directory, what)
-
     encoder_dir = directory / ENCODER
     if not encoder_dir.is_dir():
-        raise damaged(f"{ENCODER}/ is missing")
+        raise damaged(directory, f"{ENCODER}/ is missing")
     try:
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(encoder_dir))
         tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise damaged(f"{ENCODER}/ cannot be loaded ({first_line(exc)})") from None
+        raise damaged(directory, f"{ENCODER}/ cannot be loaded ({first_line(exc)})") from None
     check_tokenizer(tokenizer, getattr(encoder.config, "vocab_size", None), f"{directory}: damaged model: {ENCODER}/")
     model = BERTClassifier(encoder, len(labels), hyperparameters.dropout, hyperparameters.window_pooling)
     try:
         state = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise damaged(f"{WEIGHTS} is missing") from None
+        raise damaged(directory, f"{WEIGHTS} is missing") from None
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a corrupt file
-        raise damaged(f"{WEIGHTS} cannot be read ({first_line(exc)})") from None
+        raise damaged(directory, f"{WEIGHTS} cannot be read ({first_line(exc)})") from None
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         problem = "do not match the labels and encoder in the rest of the model"
-        raise damaged(f"the weights in {WEIGHTS} {problem} ({first_line(exc)})") from None
+        raise damaged(directory, f"the weights in {WEIGHTS} {problem} ({first_line(exc)})") from None
     model.eval()
     return LoadedClassifier(model, tokenizer, labels, hyperparameters, read.raw)

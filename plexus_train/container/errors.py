@@ -14,7 +14,12 @@ class DataError(ContainerError):
 
 
 class DamagedModel(ContainerError):
-    """The artifacts directory exists but cannot be loaded: `{directory}: damaged model: what`."""
+    """The artifacts directory exists but cannot be loaded: `{directory}: damaged model: what` (`damaged`)."""
+
+
+def damaged(directory: object, what: str) -> DamagedModel:
+    """The one shape of a damaged model's error, for the torch form and the ONNX form alike."""
+    return DamagedModel(f"{directory}: damaged model: {what}")
 
 
 def first_line(exc: BaseException) -> str:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plexus_train.container.errors import ContainerError, DamagedModel, first_line
+from plexus_train.container.errors import ContainerError, DamagedModel, damaged, first_line
 from plexus_train.container.windows import WindowBatch, collate, encode_texts, pad_id
 
 if TYPE_CHECKING:
@@ -187,15 +187,15 @@ def load(directory: Path, metadata: ModelMetadata) -> PortableClassifier:
 
     here = directory / PORTABLE
 
-    def damaged(part: str | Path, exc: BaseException) -> DamagedModel:
-        return DamagedModel(f"{directory}: damaged model: {Path(part).as_posix()} cannot be loaded ({first_line(exc)})")
+    def unreadable(part: str | Path, exc: BaseException) -> DamagedModel:
+        return damaged(directory, f"{Path(part).as_posix()} cannot be loaded ({first_line(exc)})")
 
     try:
         manifest = json.loads((here / MANIFEST).read_text(encoding="utf-8"))
         pad, hidden = int(manifest["pad_token_id"]), int(manifest["hidden_size"])
         split_special_tokens = bool(manifest["split_special_tokens"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise damaged(f"{PORTABLE}/{MANIFEST}", exc) from None
+        raise unreadable(f"{PORTABLE}/{MANIFEST}", exc) from None
     classes = len(metadata.labels)
     try:
         with numpy.load(here / HEAD) as head:
@@ -203,18 +203,18 @@ def load(directory: Path, metadata: ModelMetadata) -> PortableClassifier:
         if weight.shape != (classes, hidden) or bias.shape != (classes,):
             raise ValueError(f"a head of shape {weight.shape} for {classes} labels and {hidden} hidden units")
     except Exception as exc:  # numpy raises OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError...
-        raise damaged(f"{PORTABLE}/{HEAD}", exc) from None
+        raise unreadable(f"{PORTABLE}/{HEAD}", exc) from None
     try:
         session = session_of(here / GRAPH)
         width = session.get_outputs()[0].shape[-1]
         if isinstance(width, int) and width != hidden:
             raise ValueError(f"a graph of {width} hidden units for a head of {hidden}")
     except Exception as exc:  # onnxruntime raises its own Fail, InvalidGraph, NoSuchFile...
-        raise damaged(f"{PORTABLE}/{GRAPH}", exc) from None
+        raise unreadable(f"{PORTABLE}/{GRAPH}", exc) from None
     try:
         tokenizer = FileTokenizer(directory / TOKENIZER_FILE, split_special_tokens)
     except Exception as exc:  # tokenizers raises a bare Exception for a file it cannot parse
-        raise damaged(TOKENIZER_FILE, exc) from None
+        raise unreadable(TOKENIZER_FILE, exc) from None
     return PortableClassifier(session, weight, bias, tokenizer, pad, metadata.labels, metadata.config, metadata.raw)
 
 
@@ -222,14 +222,12 @@ def export(model: BERTClassifier, tokenizer: Any, config: TrainingConfig, direct
     """Write the portable form of `model` (whose tokenizer is saved at `directory / TOKENIZER_FILE`) into
     `directory / PORTABLE`; on any failure nothing of it is left and ExportFailed says why."""
     target = directory / PORTABLE
-    shutil.rmtree(target, ignore_errors=True)
     try:
         _export(model, tokenizer, config, directory, target)
-    except ExportFailed:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
     except Exception as exc:  # the exporter and onnxruntime fail in many ways; each means "no portable form"
         shutil.rmtree(target, ignore_errors=True)
+        if isinstance(exc, ExportFailed):
+            raise
         raise ExportFailed(f"{type(exc).__name__}: {first_line(exc)}") from exc
 
 
@@ -302,7 +300,7 @@ def _write_graph(encoder: Any, traced: WindowBatch, graph: Path) -> None:
     """Trace `encoder` (a `model.WindowVectors`) on `traced` into `graph`, any number of windows and tokens."""
     import torch
 
-    graph.parent.mkdir(parents=True)
+    graph.parent.mkdir(parents=True, exist_ok=True)
     axes = {"input_ids": {0: "windows", 1: "tokens"}, "attention_mask": {0: "windows", 1: "tokens"}}
     with warnings.catch_warnings(), torch.no_grad():
         # The exporter warns that it is deprecated and that tracing may miss branches: the check is the answer.
