@@ -52,6 +52,7 @@ YAML_TO_CONFIG = {
     "multiple_windows_aggregation": "window_pooling",
     "frozen_layer_cache_megabytes": "frozen_cache_megabytes",
     "onnx_inference": "onnx_inference",
+    "precision": "precision",
 }
 DEPLOYMENT_TARGETS = {"sagemaker_serverless": "serverless", "sagemaker_realtime": "realtime", "local": "local"}
 

@@ -65,6 +65,8 @@ class TrainingConfig:
       attention takes no dropout there) for little regularisation the head's dropout does not already give
     + frozen_cache_megabytes: memory for the frozen layers' outputs, computed once per text and reused every epoch
       (`frozen`); 0 runs the whole encoder every pass
+    + precision: the dtype of training's matrix products (`precision`): `auto` is bfloat16 autocast where the
+      hardware multiplies it natively (a CPU with AMX, an Ampere or later GPU), else float32
     + onnx_inference: also save the model as an ONNX graph that predictions run with onnxruntime, without
       importing torch or transformers (`portable`): a first prediction starts ~7 s sooner, for an artifact that
       holds the encoder's weights twice
@@ -96,6 +98,7 @@ class TrainingConfig:
     window_pooling: str = "max"
     frozen_cache_megabytes: int = 2048
     onnx_inference: bool = True
+    precision: str = "auto"
 
     @property
     def windowing(self) -> Windowing:

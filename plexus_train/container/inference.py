@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 JSON = "application/json"
 MAX_BATCH = 1000  # texts per request: a request is held in memory whole, and its answer too
+# Tokens per forward pass (padding included): onnxruntime's float32 encoder runs 20 % faster in batches of 2 to 4
+# windows of 256 tokens than in 32 (attention's scores then stay in cache; BBC News, docs/training.md), and torch's
+# is as fast at 1,024 as at 8,192; short texts still go 32 at a time.
+BATCH_TOKENS = 1024
 
 
 class Request(TypedDict):
@@ -69,16 +73,16 @@ def _checked(text: str, what: str) -> str:
 
 
 def predict_fn(request: Request, model: LoadedClassifier | PortableClassifier) -> Answer:
-    """Classify the request's texts, twice `batch_size` at a time (no gradients: memory for twice as many), in
-    order of length so that a batch pads little; one {"value", "confidence", "probabilities"} each, in the
-    request's order."""
+    """Classify the request's texts, in order of length so that a batch pads little, up to twice `batch_size`
+    texts and BATCH_TOKENS tokens at a time; one {"value", "confidence", "probabilities"} each, in the request's
+    order."""
     from plexus_train.container.windows import batched, encode_texts, shortest_first
 
     texts = request["texts"]
     encoded = encode_texts(model.tokenizer, texts, model.config.windowing)
     order = shortest_first(encoded, range(len(texts)))
     rows: list[list[float]] = [[] for _ in texts]
-    for chosen, batch in batched(encoded, order, 2 * model.config.batch_size, model.pad):
+    for chosen, batch in batched(encoded, order, 2 * model.config.batch_size, model.pad, BATCH_TOKENS):
         for text, row in zip(chosen, model.probabilities(batch), strict=True):
             rows[text] = row
     predictions = []

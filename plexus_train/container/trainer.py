@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from plexus_train.container import checkpoints
+from plexus_train.container import checkpoints, precision
 from plexus_train.container.config import TrainingConfig
 from plexus_train.container.distributed import World, from_main, gathered, shard, summed
 from plexus_train.container.frozen import FrozenPrefix, frozen_prefix
@@ -193,9 +193,13 @@ class _Run:
         self.summed_loss = nn.CrossEntropyLoss(reduction="sum")
         self.prefix: FrozenPrefix | None = None  # set by `fit`, once the texts are windows
         self.pad = pad_id(tokenizer)
+        self.dtype = precision.resolve(config.precision, self.device)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], notes: Sequence[str] = ()) -> TrainedClassifier:
         config, world = self.config, self.world
+        if self.dtype != torch.float32:
+            dtype = str(self.dtype).removeprefix("torch.")
+            notes = [*notes, f"matrix products in {dtype} (precision: {config.precision})"]
         index = {label: i for i, label in enumerate(self.classes)}
         targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
         train, validation = stratified_split(targets.tolist(), config.validation_fraction, config.seed)
@@ -354,9 +358,10 @@ class _Run:
 
     def _logits(self, batch: WindowBatch, texts: Sequence[int], forward: Any) -> torch.Tensor:
         """The logits of `batch` (the windows of `texts`) through `forward` (the model, or its DDP wrapper), the
-        frozen layers' outputs reused when kept (`frozen`)."""
-        with self.prefix.replaying(texts) if self.prefix is not None else nullcontext():
-            return forward(*batch.tensors(self.device), batch.windows_per_text)
+        frozen layers' outputs reused when kept (`frozen`), in the run's precision; float32 logits."""
+        replaying = self.prefix.replaying(texts) if self.prefix is not None else nullcontext()
+        with precision.autocast(self.device, self.dtype), replaying:
+            return forward(*batch.tensors(self.device), batch.windows_per_text).float()
 
     def _zero_backward(self) -> None:
         """A backward pass contributing zero gradient, so this rank joins DDP's gradient all-reduce."""

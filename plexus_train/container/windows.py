@@ -127,12 +127,24 @@ def collate(encoded: Sequence[EncodedText], order: Sequence[int], pad: int) -> W
 
 
 def batched(
-    encoded: Sequence[EncodedText], order: Sequence[int], size: int, pad: int
+    encoded: Sequence[EncodedText], order: Sequence[int], size: int, pad: int, max_tokens: int = 0
 ) -> Iterator[tuple[Sequence[int], WindowBatch]]:
-    """`order` in chunks of `size` texts, each with its padded batch of windows."""
-    for start in range(0, len(order), size):
-        chosen = order[start : start + size]
-        yield chosen, collate(encoded, chosen, pad)
+    """`order` in chunks of at most `size` texts, each with its padded batch of windows; with `max_tokens`, a chunk
+    also ends before its padded batch (windows × longest window) would pass that many tokens (one text alone may).
+
+    Example: windows of 3, 3 and 5 tokens with `max_tokens=6` make the chunks [0, 1] and [2]."""
+    chunk: list[int] = []
+    windows = longest = 0
+    for text in order:
+        width = max(len(window) for window in encoded[text])
+        full = len(chunk) == size or (max_tokens and (windows + len(encoded[text])) * max(longest, width) > max_tokens)
+        if chunk and full:
+            yield chunk, collate(encoded, chunk, pad)
+            chunk, windows, longest = [], 0, 0
+        chunk.append(text)
+        windows, longest = windows + len(encoded[text]), max(longest, width)
+    if chunk:
+        yield chunk, collate(encoded, chunk, pad)
 
 
 def length_buckets(

@@ -126,7 +126,8 @@ def test_frozen_layers_stay_in_eval_mode_while_the_rest_trains(tiny_model: Path)
     assert model.frozen_layers() == 0 and model.encoder.embeddings.training
 
 
-def test_training_with_kept_frozen_outputs_matches_training_without(tiny_model: Path) -> None:
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+def test_training_with_kept_frozen_outputs_matches_training_without(tiny_model: Path, precision: str) -> None:
     from plexus_train.container.trainer import train_classifier
 
     texts = [
@@ -136,7 +137,9 @@ def test_training_with_kept_frozen_outputs_matches_training_without(tiny_model: 
         "where is my package",
     ] * 5
     labels = ["billing", "shipping"] * 10
-    base = TrainingConfig(embeddings_model=str(tiny_model), epochs=3, batch_size=4, trainable_layers=1)
+    base = TrainingConfig(
+        embeddings_model=str(tiny_model), epochs=3, batch_size=4, trainable_layers=1, precision=precision
+    )
     kept = train_classifier(texts, labels, base)
     recomputed = train_classifier(texts, labels, TrainingConfig(**{**base.__dict__, "frozen_cache_megabytes": 0}))
     for a, b in zip(kept.history, recomputed.history, strict=True):

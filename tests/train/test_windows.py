@@ -194,3 +194,15 @@ def test_length_buckets_keep_every_text_once_and_batch_similar_lengths_in_a_rand
     firsts = [min(lengths[i] for i in batch) for batch in batches]
     assert firsts != sorted(firsts)  # batches do not run from short to long
     assert length_buckets(order, lengths, 16, random.Random(3)) == batches  # seeded: the same every run
+
+
+def test_prediction_batches_end_at_their_token_budget_counting_padding_and_windows() -> None:
+    from plexus_train.container.windows import batched
+
+    encoded = [[[1, 2, 3]], [[1, 2, 3]], [[1, 2, 3, 4, 5]], [[1, 2], [1, 2]], [[1] * 9]]
+    cut = [list(chosen) for chosen, _ in batched(encoded, [0, 1, 2, 3, 4], 32, pad=0, max_tokens=6)]
+    # 0 and 1: 2 windows × 3 tokens; 2 would pad them to 5 (15 tokens); 3 after 2: 3 × 5; 4 is over the budget alone
+    assert cut == [[0, 1], [2], [3], [4]]
+    shapes = [batch.input_ids.shape for _, batch in batched(encoded, [0, 1, 2, 3, 4], 32, pad=0, max_tokens=6)]
+    assert all(rows * width <= 6 for rows, width in shapes[:3]) and shapes[3] == (1, 9)
+    assert [list(c) for c, _ in batched(encoded, [0, 1, 2, 3, 4], 2, pad=0)] == [[0, 1], [2, 3], [4]]  # no budget

@@ -1,0 +1,97 @@
+"""Training's precision (`container/precision.py`): bfloat16 autocast only where the hardware multiplies it, the
+weights kept float32, and the same training for it as float32 within bfloat16's rounding."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from plexus_train.container.config import TrainingConfig
+
+TEXTS = ["my invoice is wrong", "the parcel never arrived", "refund the double charge", "where is my package"] * 5
+LABELS = ["billing", "shipping"] * 10
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_auto_is_bfloat16_only_on_a_cpu_with_amx(monkeypatch: pytest.MonkeyPatch, amx: bool) -> None:
+    import torch
+
+    from plexus_train.container.precision import resolve
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    cpu = torch.device("cpu")
+    assert resolve("auto", cpu) == (torch.bfloat16 if amx else torch.float32)
+    assert resolve("float32", cpu) == torch.float32 and resolve("bfloat16", cpu) == torch.bfloat16
+
+
+@pytest.mark.parametrize("ampere", [True, False])
+def test_auto_is_bfloat16_only_on_a_gpu_that_has_it(monkeypatch: pytest.MonkeyPatch, ampere: bool) -> None:
+    import torch
+
+    from plexus_train.container.precision import resolve
+
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **kwargs: asked.append(kwargs) or ampere)
+    assert resolve("auto", torch.device("cuda", 0)) == (torch.bfloat16 if ampere else torch.float32)
+    assert asked == [{"including_emulation": False}]  # emulated bfloat16 (a V100's) is slower than float32
+
+
+def test_an_unknown_precision_is_refused() -> None:
+    import torch
+
+    from plexus_train.container.precision import resolve
+
+    with pytest.raises(ValueError, match="precision 'half': expected one of auto, bfloat16, float32"):
+        resolve("half", torch.device("cpu"))
+
+
+def linear_output_dtypes(config: TrainingConfig):
+    """Train on TEXTS with `config`, recording the dtype of every linear layer's output: the result and the
+    dtypes seen."""
+    import torch
+
+    from plexus_train.container.trainer import train_classifier
+
+    seen: set = set()
+
+    def record(module, args, output) -> None:
+        if isinstance(module, torch.nn.Linear):
+            seen.add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        return train_classifier(TEXTS, LABELS, config), seen
+    finally:
+        handle.remove()
+
+
+def test_bfloat16_multiplies_in_bfloat16_keeps_float32_weights_and_trains_as_float32_does(tiny_model: Path) -> None:
+    import torch
+
+    config = TrainingConfig(embeddings_model=str(tiny_model), epochs=2, batch_size=4, trainable_layers=1)
+    full, full_dtypes = linear_output_dtypes(replace(config, precision="float32"))
+    half, half_dtypes = linear_output_dtypes(replace(config, precision="bfloat16"))
+    assert full_dtypes == {torch.float32} and half_dtypes == {torch.bfloat16}
+    assert {p.dtype for p in half.model.parameters()} == {torch.float32}  # autocast rounds products, not weights
+    assert "matrix products in bfloat16 (precision: bfloat16)" in half.notes
+    assert not any("bfloat16" in note for note in full.notes)
+    for a, b in zip(full.history, half.history, strict=True):  # bfloat16 keeps 8 bits of mantissa: ~0.4 %
+        assert b.train_loss == pytest.approx(a.train_loss, rel=0.02)
+        assert b.validation_loss == pytest.approx(a.validation_loss, rel=0.02)
+
+
+def test_a_score_sets_the_precision_and_an_unknown_one_is_refused_at_its_line(project: Path) -> None:
+    from plexus_infra.core.errors import ManifestError
+    from plexus_train.scorecards import find_score
+
+    folder = project / "scorecards" / "Call Quality"
+    folder.mkdir()
+    (folder / "Tone.yaml").write_text("name: Tone\nclass: BERTClassifier\nprecision: float32\n")
+    assert find_score("Call Quality", "Tone").config.precision == "float32"
+    (folder / "Tone.yaml").write_text("name: Tone\nclass: BERTClassifier\nprecision: half\n")
+    with pytest.raises(
+        ManifestError, match=r"Tone.yaml:3:12: precision: must be one of auto, bfloat16, float32; got \"half\""
+    ):
+        find_score("Call Quality", "Tone")
