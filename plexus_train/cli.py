@@ -65,6 +65,17 @@ def _add_env(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_precision(local: argparse._MutuallyExclusiveGroup) -> None:
+    """--precision, in the group that holds --endpoint and --endpoint-url: it is how local artifacts compute."""
+    local.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="local artifacts: float32 (default; the ONNX form when saved) or bfloat16 (the torch form under "
+        "autocast: ~3x faster on long texts on a CPU with AMX, probabilities within ~0.01)",
+    )
+
+
 PROVISION_ACTIONS = ("endpoint", "status", "delete")
 MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)  # SageMaker serverless memory, MB
 
@@ -140,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="POST to this SageMaker-style server (plexus serve), e.g. http://127.0.0.1:8080",
     )
+    _add_precision(where)
     _add_env(predict)
 
     serve = commands.add_parser(
@@ -441,7 +453,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         answers = invoke_url(args.endpoint_url, texts)
     else:
-        answers = predict.predict_local(model_dir(score), texts)
+        answers = predict.predict_local(model_dir(score), texts, args.precision)
     rows = [{"text": text, **answer} for text, answer in zip(texts, answers, strict=True)]
     views.print_predictions(rows, "json" if args.json else args.format or "table")
     return EXIT_OK

@@ -84,13 +84,13 @@ def answers_of(reply: Any, texts: list[str], where: str) -> list[dict[str, Any]]
     return answers
 
 
-def predict_local(model_dir: Path, texts: list[str]) -> list[dict[str, Any]]:
+def predict_local(model_dir: Path, texts: list[str], precision: str = "float32") -> list[dict[str, Any]]:
     """Classify with the local artifacts via model_fn/input_fn/predict_fn/output_fn, in requests as an endpoint
     gets them, each as large as the handlers take (no payload limit here, and a large request batches texts of
-    like length better)."""
+    like length better); in `precision` (`inference.load_model`)."""
     from plexus_train.container import inference
 
-    model = inference.model_fn(str(model_dir))
+    model = inference.load_model(model_dir, precision)
     answers = []
     for chunk, body in requests(texts, inference.MAX_BATCH):
         reply = inference.output_fn(inference.predict_fn(inference.input_fn(body, inference.JSON), model))

@@ -14,6 +14,7 @@ transformers, numpy, onnx, onnxruntime and itself, never plexus_infra, YAML, bot
   reporting   what the loop reports (EpochResult, Reporter) and the plain-line reporter of a job's log
   windows     texts as windows of token ids, batched: the one place training and inference tokenize
   frozen      the frozen encoder layers' outputs, computed once per text while training
+  precision   bfloat16 autocast where the hardware multiplies it, float32 elsewhere
   artifacts   saving and reloading a trained model directory (the content of model.tar.gz)
   portable    the model's ONNX form, which predictions load without torch or transformers
   entrypoint  script-mode training driven by the SM_* variables

@@ -94,17 +94,21 @@ class LoadedClassifier:
     labels: list[str]
     config: TrainingConfig
     metadata: dict[str, Any]
+    precision: str = "float32"  # of predictions: what `inference.load_model` was asked for
 
     @property
     def pad(self) -> int:
         return pad_id(self.tokenizer)
 
     def probabilities(self, batch: WindowBatch) -> list[list[float]]:
-        """Per text of the batch, its class probabilities (no gradients)."""
+        """Per text of the batch, its class probabilities (no gradients), computed in `precision`."""
         import torch
 
-        with torch.no_grad():
-            return torch.softmax(self.model.logits(batch), dim=-1).tolist()
+        from plexus_train.container import precision
+
+        device = self.model.head.weight.device
+        with torch.no_grad(), precision.autocast(device, precision.resolve(self.precision, device)):
+            return torch.softmax(self.model.logits(batch).float(), dim=-1).tolist()
 
 
 def read_metadata(directory: Path) -> ModelMetadata:

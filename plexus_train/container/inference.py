@@ -9,6 +9,7 @@ become windows exactly as in training (`windows.encode_texts`, the model's own w
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -42,13 +43,28 @@ def model_fn(model_dir: str) -> LoadedClassifier | PortableClassifier:
     """Load the classifier from an extracted model archive (or a local artifacts directory): its ONNX form when it
     has one this interpreter can run (`portable.usable`: no torch or transformers to import), else the torch
     model. Damaged artifacts raise one DamagedModel, `{model_dir}: damaged model: ...`."""
+    return load_model(Path(model_dir))
+
+
+def load_model(directory: Path, precision: str = "float32") -> LoadedClassifier | PortableClassifier:
+    """`model_fn` in `precision`: float32 as it describes; bfloat16 loads the torch form and predicts under
+    bfloat16 autocast (onnxruntime has no bfloat16 kernels for x86 CPUs): on a CPU with AMX about 3× faster on
+    long texts, probabilities within about 0.01 of float32's."""
+    from dataclasses import replace
+
     from plexus_train.container import portable
     from plexus_train.container.artifacts import load_classifier, read_metadata
 
-    directory = Path(model_dir)
-    if portable.usable(directory):
+    if precision == "float32" and portable.usable(directory):
         return portable.load(directory, read_metadata(directory))
-    return load_classifier(directory)
+    from plexus_train.container.precision import native_bfloat16  # imports torch, which the ONNX form needs not
+
+    model = replace(load_classifier(directory), precision=precision)
+    device = model.model.head.weight.device
+    if precision == "bfloat16" and not native_bfloat16(device):
+        warning = f"warning: this {device.type.upper()} has no bfloat16 hardware: bfloat16 predictions are slower here"
+        print(warning, file=sys.stderr)
+    return model
 
 
 def input_fn(request_body: str | bytes, content_type: str = JSON) -> Request:

@@ -17,7 +17,7 @@ DEFAULT_SEED = 42
 def register_evaluate(commands: Any) -> None:
     """Add `evaluate accuracy` to plexus's subcommands (`commands`, what add_subparsers returned); the command
     runs as `args.run(args)`."""
-    from plexus_train.cli import _add_env, _add_score
+    from plexus_train.cli import _add_env, _add_precision, _add_score
 
     evaluate = commands.add_parser("evaluate", help="measure a trained score on labelled data, with a report")
     kinds = evaluate.add_subparsers(dest="evaluation", metavar="KIND", required=True)
@@ -46,6 +46,7 @@ def register_evaluate(commands: Any) -> None:
     answered.add_argument(
         "--endpoint-url", metavar="URL", help="a model served in SageMaker's container contract (URL/invocations)"
     )
+    _add_precision(answered)
     accuracy.add_argument("--json-only", action="store_true", help="print one JSON document instead of tables")
     _add_env(accuracy)
     evaluate.set_defaults(run=run_evaluate)
@@ -92,4 +93,4 @@ def _predictor(args: argparse.Namespace, aws: Any, directory: Path) -> Predictor
         return predictions.endpoint(aws.clients.runtime, args.endpoint)
     if args.endpoint_url:
         return predictions.served(args.endpoint_url)
-    return predictions.local(directory)
+    return predictions.local(directory, args.precision)

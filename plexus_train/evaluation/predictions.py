@@ -26,12 +26,12 @@ class Predictor:
     answer: Callable[[list[str]], Answers]
 
 
-def local(model_dir: Path) -> Predictor:
-    """The local artifacts, loaded once (a model that cannot be loaded is one line, `model_fn`'s), answered by
-    the handlers SageMaker runs, in the requests an endpoint would get."""
+def local(model_dir: Path, precision: str = "float32") -> Predictor:
+    """The local artifacts, loaded once (a model that cannot be loaded is one line, `model_fn`'s) in `precision`
+    (`inference.load_model`), answered by the handlers SageMaker runs, in the requests an endpoint would get."""
     from plexus_train.container import inference
 
-    model = inference.model_fn(str(model_dir))
+    model = inference.load_model(model_dir, precision)
 
     def answer(texts: list[str]) -> Answers:
         answers: Answers = []

@@ -3,6 +3,7 @@ weights kept float32, and the same training for it as float32 within bfloat16's 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -95,3 +96,66 @@ def test_a_score_sets_the_precision_and_an_unknown_one_is_refused_at_its_line(pr
         ManifestError, match=r"Tone.yaml:3:12: precision: must be one of auto, bfloat16, float32; got \"half\""
     ):
         find_score("Call Quality", "Tone")
+
+
+PREDICTED = ["the courier never arrived", "the login page keeps crashing", "my invoice is wrong again", "refund me"]
+
+
+def test_bfloat16_predictions_come_from_the_torch_form_in_bfloat16_close_to_float32(trained: Path) -> None:
+    import torch
+
+    from plexus_train.container import inference
+    from plexus_train.container.artifacts import LoadedClassifier
+    from plexus_train.container.portable import PortableClassifier
+    from tests.train.test_inference import MODEL
+
+    directory = trained / MODEL
+    full = inference.load_model(directory)
+    assert isinstance(full, PortableClassifier)  # float32: the ONNX form, as model_fn loads
+    half = inference.load_model(directory, "bfloat16")
+    assert isinstance(half, LoadedClassifier) and half.precision == "bfloat16"
+    seen: set = set()
+
+    def record(module, args, output) -> None:
+        if isinstance(module, torch.nn.Linear):
+            seen.add(output.dtype)
+
+    request = inference.input_fn(json.dumps({"text": PREDICTED}))
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        rounded = inference.predict_fn(request, half)["predictions"]
+    finally:
+        handle.remove()
+    assert seen == {torch.bfloat16}
+    exact = inference.predict_fn(request, full)["predictions"]
+    for a, b in zip(exact, rounded, strict=True):
+        assert a["value"] == b["value"]
+        assert b["probabilities"] == pytest.approx(a["probabilities"], abs=0.02)
+        assert sum(b["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_bfloat16_predictions_without_the_hardware_warn_once(trained: Path, monkeypatch, capsys) -> None:
+    import torch
+
+    from plexus_train.container import inference
+    from tests.train.test_inference import MODEL
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    inference.load_model(trained / MODEL, "bfloat16")
+    said = capsys.readouterr().err
+    assert said == "warning: this CPU has no bfloat16 hardware: bfloat16 predictions are slower here\n"
+    inference.load_model(trained / MODEL)
+    assert capsys.readouterr().err == ""
+
+
+def test_predict_and_evaluate_take_a_precision_for_local_artifacts_only(trained: Path) -> None:
+    from tests.train.helpers import plexus_cli
+
+    score = ["--scorecard", "Test Scorecard v 1.0", "--score", "Ticket Topic"]
+    asked = plexus_cli("predict", *score, "--text", PREDICTED[0], "--precision", "bfloat16", "--json", cwd=trained)
+    assert asked.returncode == 0, asked.stderr
+    exact = plexus_cli("predict", *score, "--text", PREDICTED[0], "--json", cwd=trained)
+    assert json.loads(asked.stdout)[0]["value"] == json.loads(exact.stdout)[0]["value"]
+    for command in (["predict", *score, "--text", "hi"], ["evaluate", "accuracy", *score, "--data", "tickets"]):
+        both = plexus_cli(*command, "--precision", "bfloat16", "--endpoint", "e", cwd=trained)
+        assert both.returncode == 1 and "argument --endpoint: not allowed with argument --precision" in both.stderr
