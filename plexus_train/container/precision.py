@@ -19,9 +19,10 @@ PRECISIONS = ("auto", "bfloat16", "float32")
 
 def native_bfloat16(device: torch.device) -> bool:
     """Whether `device` multiplies bfloat16 in hardware: a CUDA GPU of compute capability 8 or later (Ampere), or
-    a CPU with AMX tiles (torch's own check; a build without it answers no)."""
+    a CPU with AMX tiles (torch's own check; a build without it answers no). A CPU with AVX512-BF16 but no AMX (AMD
+    Zen 4) has bfloat16 dot products but no matrix units; not measured here, it is left to float32."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type == "cpu":
         return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
     return False

@@ -67,6 +67,7 @@ class TrainedClassifier:
     notes: list[str] = field(default_factory=list)
     world_size: int = 1
     resumed_from: int = 0  # the epoch of the checkpoint this run resumed from (0: none)
+    trained_in: str = "float32"  # the dtype of its matrix products: `precision` as resolved on its hardware
 
     @property
     def best(self) -> EpochResult:
@@ -197,9 +198,10 @@ class _Run:
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], notes: Sequence[str] = ()) -> TrainedClassifier:
         config, world = self.config, self.world
+        dtype = str(self.dtype).removeprefix("torch.")
         if self.dtype != torch.float32:
-            dtype = str(self.dtype).removeprefix("torch.")
-            notes = [*notes, f"matrix products in {dtype} (precision: {config.precision})"]
+            emulated = "" if precision.native_bfloat16(self.device) else "; emulated here, slower than float32"
+            notes = [*notes, f"matrix products in {dtype} (precision: {config.precision}{emulated})"]
         index = {label: i for i, label in enumerate(self.classes)}
         targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
         train, validation = stratified_split(targets.tolist(), config.validation_fraction, config.seed)
@@ -211,13 +213,14 @@ class _Run:
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule_factor(config, per_epoch, total))
         rng = random.Random(config.seed)
         result = TrainedClassifier(
-            self.model, self.tokenizer, self.classes, config, notes=list(notes), world_size=world.size
+            self.model, self.tokenizer, self.classes, config, notes=list(notes), world_size=world.size, trained_in=dtype
         )
         # The encoder by its directory's name (a job's code names it base_model/, wherever it is extracted) and
         # the shapes of every weight, with the other settings but those that change no trained weight (a run
         # restarted with less memory for the cache, or without the ONNX form, resumes).
         settings = {
             **{name: value for name, value in asdict(config).items() if name not in RESULT_NEUTRAL},
+            "precision": dtype,  # as resolved: `auto` is another run on other hardware
             "embeddings_model": Path(config.embeddings_model).name,
             "shapes": {name: list(value.shape) for name, value in self.model.state_dict().items()},
         }

@@ -136,7 +136,7 @@ def batched(
     chunk: list[int] = []
     windows = longest = 0
     for text in order:
-        width = max(len(window) for window in encoded[text])
+        width = max((len(window) for window in encoded[text]), default=1)
         full = len(chunk) == size or (max_tokens and (windows + len(encoded[text])) * max(longest, width) > max_tokens)
         if chunk and full:
             yield chunk, collate(encoded, chunk, pad)

@@ -4,6 +4,8 @@ weights kept float32, and the same training for it as float32 within bfloat16's 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,16 +29,24 @@ def test_auto_is_bfloat16_only_on_a_cpu_with_amx(monkeypatch: pytest.MonkeyPatch
     assert resolve("float32", cpu) == torch.float32 and resolve("bfloat16", cpu) == torch.bfloat16
 
 
-@pytest.mark.parametrize("ampere", [True, False])
-def test_auto_is_bfloat16_only_on_a_gpu_that_has_it(monkeypatch: pytest.MonkeyPatch, ampere: bool) -> None:
+@pytest.mark.parametrize(("capability", "native"), [((8, 0), True), ((9, 0), True), ((7, 5), False), ((7, 0), False)])
+def test_auto_is_bfloat16_only_on_a_gpu_that_has_it(monkeypatch: pytest.MonkeyPatch, capability, native) -> None:
+    """Ampere (8.x: A10G, A100) and later multiply bfloat16; a T4 (7.5) or V100 (7.0) would emulate it, slower."""
     import torch
 
     from plexus_train.container.precision import resolve
 
     asked = []
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **kwargs: asked.append(kwargs) or ampere)
-    assert resolve("auto", torch.device("cuda", 0)) == (torch.bfloat16 if ampere else torch.float32)
-    assert asked == [{"including_emulation": False}]  # emulated bfloat16 (a V100's) is slower than float32
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: asked.append(device) or capability)
+    assert resolve("auto", torch.device("cuda", 1)) == (torch.bfloat16 if native else torch.float32)
+    assert asked == [torch.device("cuda", 1)]  # the run's own GPU, not the current one
+
+
+def test_the_score_schema_offers_the_precisions_training_knows() -> None:
+    from plexus_train.container.precision import PRECISIONS
+    from plexus_train.schemas import schema_for
+
+    assert tuple(schema_for("score")["$defs"]["score"]["properties"]["precision"]["enum"]) == PRECISIONS
 
 
 def test_an_unknown_precision_is_refused() -> None:
@@ -48,12 +58,10 @@ def test_an_unknown_precision_is_refused() -> None:
         resolve("half", torch.device("cpu"))
 
 
-def linear_output_dtypes(config: TrainingConfig):
-    """Train on TEXTS with `config`, recording the dtype of every linear layer's output: the result and the
-    dtypes seen."""
+@contextmanager
+def linear_output_dtypes() -> Iterator[set]:
+    """Within: the dtype of every linear layer's output, gathered into the set yielded."""
     import torch
-
-    from plexus_train.container.trainer import train_classifier
 
     seen: set = set()
 
@@ -63,21 +71,35 @@ def linear_output_dtypes(config: TrainingConfig):
 
     handle = torch.nn.modules.module.register_module_forward_hook(record)
     try:
-        return train_classifier(TEXTS, LABELS, config), seen
+        yield seen
     finally:
         handle.remove()
 
 
-def test_bfloat16_multiplies_in_bfloat16_keeps_float32_weights_and_trains_as_float32_does(tiny_model: Path) -> None:
+def trained_with_dtypes(config: TrainingConfig):
+    from plexus_train.container.trainer import train_classifier
+
+    with linear_output_dtypes() as seen:
+        return train_classifier(TEXTS, LABELS, config), seen
+
+
+def test_bfloat16_multiplies_in_bfloat16_keeps_float32_weights_and_trains_as_float32_does(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     import torch
 
+    from plexus_train.container.artifacts import save_classifier
+
     config = TrainingConfig(embeddings_model=str(tiny_model), epochs=2, batch_size=4, trainable_layers=1)
-    full, full_dtypes = linear_output_dtypes(replace(config, precision="float32"))
-    half, half_dtypes = linear_output_dtypes(replace(config, precision="bfloat16"))
+    full, full_dtypes = trained_with_dtypes(replace(config, precision="float32"))
+    half, half_dtypes = trained_with_dtypes(replace(config, precision="bfloat16"))
     assert full_dtypes == {torch.float32} and half_dtypes == {torch.bfloat16}
+    assert (full.trained_in, half.trained_in) == ("float32", "bfloat16")
     assert {p.dtype for p in half.model.parameters()} == {torch.float32}  # autocast rounds products, not weights
-    assert "matrix products in bfloat16 (precision: bfloat16)" in half.notes
+    assert any(note.startswith("matrix products in bfloat16 (precision: bfloat16") for note in half.notes)
     assert not any("bfloat16" in note for note in full.notes)
+    saved = json.loads((save_classifier(half, tmp_path, {"scorecard": "c", "score": "s"}) / "config.json").read_text())
+    assert saved["trained_in"] == "bfloat16" and saved["hyperparameters"]["precision"] == "bfloat16"
     for a, b in zip(full.history, half.history, strict=True):  # bfloat16 keeps 8 bits of mantissa: ~0.4 %
         assert b.train_loss == pytest.approx(a.train_loss, rel=0.02)
         assert b.validation_loss == pytest.approx(a.validation_loss, rel=0.02)
@@ -113,19 +135,10 @@ def test_bfloat16_predictions_come_from_the_torch_form_in_bfloat16_close_to_floa
     full = inference.load_model(directory)
     assert isinstance(full, PortableClassifier)  # float32: the ONNX form, as model_fn loads
     half = inference.load_model(directory, "bfloat16")
-    assert isinstance(half, LoadedClassifier) and half.precision == "bfloat16"
-    seen: set = set()
-
-    def record(module, args, output) -> None:
-        if isinstance(module, torch.nn.Linear):
-            seen.add(output.dtype)
-
+    assert isinstance(half, LoadedClassifier) and half.prediction_precision == "bfloat16"
     request = inference.input_fn(json.dumps({"text": PREDICTED}))
-    handle = torch.nn.modules.module.register_module_forward_hook(record)
-    try:
+    with linear_output_dtypes() as seen:
         rounded = inference.predict_fn(request, half)["predictions"]
-    finally:
-        handle.remove()
     assert seen == {torch.bfloat16}
     exact = inference.predict_fn(request, full)["predictions"]
     for a, b in zip(exact, rounded, strict=True):
@@ -134,18 +147,16 @@ def test_bfloat16_predictions_come_from_the_torch_form_in_bfloat16_close_to_floa
         assert sum(b["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_bfloat16_predictions_without_the_hardware_warn_once(trained: Path, monkeypatch, capsys) -> None:
+def test_bfloat16_predictions_on_a_cpu_without_amx_say_so_in_one_line(trained: Path, monkeypatch, capsys) -> None:
     import torch
 
     from plexus_train.container import inference
     from tests.train.test_inference import MODEL
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    inference.load_model(trained / MODEL, "bfloat16")
-    said = capsys.readouterr().err
-    assert said == "warning: this CPU has no bfloat16 hardware: bfloat16 predictions are slower here\n"
-    inference.load_model(trained / MODEL)
-    assert capsys.readouterr().err == ""
+    model = inference.load_model(trained / MODEL, "bfloat16")
+    assert capsys.readouterr().err == "warning: this CPU has no AMX: bfloat16 predictions may be slower\n"
+    assert model.prediction_precision == "bfloat16"  # still what was asked for
 
 
 def test_predict_and_evaluate_take_a_precision_for_local_artifacts_only(trained: Path) -> None:
