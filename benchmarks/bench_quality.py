@@ -159,6 +159,7 @@ BEFORE = [
     "attention_dropout_rate=0.1",
     "frozen_layer_cache_megabytes=0",
     "onnx_inference=false",
+    "precision=float32",
 ]
 
 
