@@ -112,12 +112,17 @@ class WindowBatch:
         return torch.from_numpy(self.input_ids).to(device), torch.from_numpy(self.attention_mask).to(device)
 
 
+def padded_width(windows: Sequence[Sequence[int]]) -> int:
+    """The width `collate` pads `windows` to: the longest, at least 1."""
+    return max([1, *(len(window) for window in windows)])
+
+
 def collate(encoded: Sequence[EncodedText], order: Sequence[int], pad: int) -> WindowBatch:
     """The windows of the texts `order` picks from `encoded`, in that order, as one padded batch."""
     import numpy
 
     windows = [window for index in order for window in encoded[index]]
-    width = max([1, *(len(window) for window in windows)])
+    width = padded_width(windows)
     ids = numpy.full((len(windows), width), pad, dtype=numpy.int64)
     mask = numpy.zeros((len(windows), width), dtype=numpy.int64)
     for row, window in enumerate(windows):
@@ -136,7 +141,7 @@ def batched(
     chunk: list[int] = []
     windows = longest = 0
     for text in order:
-        width = max((len(window) for window in encoded[text]), default=1)
+        width = padded_width(encoded[text])
         full = len(chunk) == size or (max_tokens and (windows + len(encoded[text])) * max(longest, width) > max_tokens)
         if chunk and full:
             yield chunk, collate(encoded, chunk, pad)
